@@ -260,12 +260,20 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with no path and no detail.
     pub fn new(kind: ErrorKind) -> Error {
-        Error { kind, path: None, detail: None }
+        Error {
+            kind,
+            path: None,
+            detail: None,
+        }
     }
 
     /// An error of `kind` about `path`.
     pub fn with_path(kind: ErrorKind, path: impl Into<String>) -> Error {
-        Error { kind, path: Some(path.into()), detail: None }
+        Error {
+            kind,
+            path: Some(path.into()),
+            detail: None,
+        }
     }
 
     /// The same error with a detail message added.
@@ -339,12 +347,15 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in [-1, -2, -3, -4, -5, -6, -7, -8, -12, -101, -102, -103, -108, -110, -111, -112]
-        {
+        for code in [
+            -1, -2, -3, -4, -5, -6, -7, -8, -12, -101, -102, -103, -108, -110, -111, -112,
+        ] {
             let kind = ErrorKind::from_code(code).unwrap();
             assert_eq!(kind.code(), code);
         }
-        for code in [-113, -114, -115, -118, -119, -120, -121, -122, -123, -125, -127] {
+        for code in [
+            -113, -114, -115, -118, -119, -120, -121, -122, -123, -125, -127,
+        ] {
             assert_eq!(ErrorKind::from_code(code).unwrap().code(), code);
         }
         assert_eq!(ErrorKind::from_code(0), None);

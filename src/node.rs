@@ -82,7 +82,10 @@ impl CreateMode {
 
     /// True for the two session-owned modes.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// True for the modes that append a sequence suffix.
@@ -97,7 +100,10 @@ impl CreateMode {
 
     /// True for the two TTL modes.
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 
     /// True for containers.
@@ -154,7 +160,10 @@ pub struct Id {
 impl Id {
     /// An identity from a scheme and an id.
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Id {
-        Id { scheme: scheme.into(), id: id.into() }
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 
     /// `world:anyone`.
@@ -205,8 +214,13 @@ impl Acl {
 pub fn digest_id(user: &str, password: &str) -> String {
     use base64::Engine as _;
     let credential = format!("{user}:{password}");
-    let hash = sha1_smol::Sha1::from(credential.as_bytes()).digest().bytes();
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    let hash = sha1_smol::Sha1::from(credential.as_bytes())
+        .digest()
+        .bytes();
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 #[cfg(test)]
@@ -216,7 +230,10 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // Reference: zookeeper-reference.md G.3.
-        assert_eq!(digest_id("user", "password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
+        assert_eq!(
+            digest_id("user", "password"),
+            "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="
+        );
     }
 
     #[test]

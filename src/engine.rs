@@ -1,0 +1,893 @@
+//! The engine: one lock around the state, the write path, expiry and
+//! reaping, and event delivery.
+//!
+//! Write path (every mutation): queue the request; whoever holds the commit
+//! lock drains the queue (group commit), preps every request against the
+//! applied state plus what is already prepared, persists the txns, then
+//! applies them under the state write lock, triggers watches and hands the
+//! notifications to each session's sink, and only then releases the callers.
+//! So no reply, event or read exposes a write before the store has it, and
+//! every session's events are queued before any later reply it gets.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::clock::{Clock, TimeListener};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{EventType, KeeperState};
+use crate::node::{Acl, Id, Perms, Stat};
+use crate::path;
+use crate::prep::{check_acl, Caller, PrepConfig, View, WriteOp};
+use crate::session::{initial_session_id, password_for};
+use crate::state::{OpOutcome, State};
+use crate::store::Store;
+use crate::txn::{Txn, TxnOp};
+use crate::watch::{self, Change, Table, WatchMode, WatchTable};
+
+/// Receives one session's notifications. Called with engine locks held:
+/// implementations must not block and must not call back into the engine.
+pub(crate) trait EventSink: Send + Sync {
+    /// A server notification for this session.
+    fn notify(&self, event_type: EventType, path: &str);
+    /// The session ended: `Closed` by its owner or `Expired`.
+    fn ended(&self, state: KeeperState);
+}
+
+/// A sink that drops everything (sessions restored from disk until a
+/// client resumes them).
+pub(crate) struct NullSink;
+
+impl EventSink for NullSink {
+    fn notify(&self, _event_type: EventType, _path: &str) {}
+    fn ended(&self, _state: KeeperState) {}
+}
+
+/// Per-session runtime data the engine keeps beside the replicated state.
+pub(crate) struct SessionHooks {
+    /// Identities from auth (and `ip:` for wire clients).
+    pub identities: RwLock<Vec<Id>>,
+    /// Where notifications go.
+    pub sink: RwLock<Arc<dyn EventSink>>,
+    /// While set, the engine touches the session at every tick (an
+    /// in-process handle's heartbeat).
+    pub attached: AtomicBool,
+}
+
+impl SessionHooks {
+    pub(crate) fn new(
+        identities: Vec<Id>,
+        sink: Arc<dyn EventSink>,
+        attached: bool,
+    ) -> SessionHooks {
+        SessionHooks {
+            identities: RwLock::new(identities),
+            sink: RwLock::new(sink),
+            attached: AtomicBool::new(attached),
+        }
+    }
+}
+
+/// Engine settings (filled in by `KeeperBuilder`).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub tick_ms: i64,
+    pub session_timeout_min_ms: i32,
+    pub session_timeout_max_ms: i32,
+    pub prep: PrepConfig,
+    pub reap_interval_ms: i64,
+    pub filter_events_by_acl: bool,
+    pub super_digest: Option<String>,
+}
+
+/// One write request.
+#[derive(Debug, Clone)]
+pub(crate) enum Write {
+    Op(WriteOp),
+    Multi(Vec<WriteOp>),
+    OpenSession { timeout_ms: i32 },
+    CloseSession,
+    Reap(String),
+}
+
+/// What a write produced.
+#[derive(Debug, Clone)]
+pub(crate) enum Written {
+    Op(OpOutcome),
+    Multi(std::result::Result<Vec<OpOutcome>, (usize, Error)>),
+    Session { session_id: i64, password: [u8; 16] },
+    Closed,
+    Skipped,
+}
+
+struct Queued {
+    session_id: i64,
+    identities: Vec<Id>,
+    write: Write,
+    hooks: Option<Arc<SessionHooks>>,
+    slot: Arc<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    result: Mutex<Option<Result<Written>>>,
+    ready: Condvar,
+}
+
+/// The engine.
+pub(crate) struct Engine {
+    state: RwLock<State>,
+    watches: Mutex<WatchTable>,
+    hooks: RwLock<HashMap<i64, Arc<SessionHooks>>>,
+    queue: Mutex<Vec<Queued>>,
+    commit: Mutex<i64>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Config,
+    store: Option<Box<dyn Store>>,
+    secret: u64,
+    failed: Mutex<Option<Error>>,
+    closed: AtomicBool,
+    next_reap_ms: AtomicI64,
+    ticks_running: AtomicBool,
+}
+
+/// What a read returns along with its data: the Stat.
+pub(crate) type DataAndStat = (Option<Vec<u8>>, Stat);
+
+impl Engine {
+    pub(crate) fn new(
+        state: State,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        store: Option<Box<dyn Store>>,
+        secret: u64,
+    ) -> Arc<Engine> {
+        let now = clock.now_ms();
+        let next_session_id = state
+            .sessions
+            .ids()
+            .last()
+            .map_or(initial_session_id(now), |max| {
+                (max + 1).max(initial_session_id(now))
+            });
+        let mut hooks = HashMap::new();
+        for id in state.sessions.ids() {
+            hooks.insert(
+                id,
+                Arc::new(SessionHooks::new(Vec::new(), Arc::new(NullSink), false)),
+            );
+        }
+        let engine = Arc::new(Engine {
+            state: RwLock::new(state),
+            watches: Mutex::new(WatchTable::new()),
+            hooks: RwLock::new(hooks),
+            queue: Mutex::new(Vec::new()),
+            commit: Mutex::new(next_session_id),
+            next_reap_ms: AtomicI64::new(now.saturating_add(config.reap_interval_ms)),
+            clock,
+            config,
+            store,
+            secret,
+            failed: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            ticks_running: AtomicBool::new(false),
+        });
+        let listener: Arc<dyn TimeListener> = engine.clone();
+        engine.clock.subscribe(Arc::downgrade(&listener));
+        if !engine.clock.is_manual() {
+            spawn_ticker(Arc::downgrade(&engine));
+        }
+        engine
+    }
+
+    /// Clamps a requested timeout into the configured range.
+    pub(crate) fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        requested_ms.clamp(
+            self.config.session_timeout_min_ms,
+            self.config.session_timeout_max_ms,
+        )
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed));
+        }
+        if let Some(e) = self.failed.lock().as_ref() {
+            return Err(Error::new(ErrorKind::Closed).detail(format!(
+                "an earlier store failure stopped writes ({e}); close and reopen the keeper"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- the write path -------------------------------------------------
+
+    /// Submits a write and waits for its result.
+    pub(crate) fn write(
+        &self,
+        session_id: i64,
+        identities: Vec<Id>,
+        write: Write,
+        hooks: Option<Arc<SessionHooks>>,
+    ) -> Result<Written> {
+        self.check_open()?;
+        let slot = Arc::new(Slot::default());
+        let queued = Queued {
+            session_id,
+            identities,
+            write,
+            hooks,
+            slot: slot.clone(),
+        };
+        if self.store.is_none() {
+            // In memory there is nothing to share a flush with: commit inline.
+            let mut next_session_id = self.commit.lock();
+            self.commit_batch(vec![queued], &mut next_session_id);
+        } else {
+            self.queue.lock().push(queued);
+            let mut next_session_id = self.commit.lock();
+            if slot.result.lock().is_none() {
+                let batch = std::mem::take(&mut *self.queue.lock());
+                self.commit_batch(batch, &mut next_session_id);
+            }
+        }
+        let mut result = slot.result.lock();
+        while result.is_none() {
+            slot.ready.wait_for(&mut result, Duration::from_millis(100));
+        }
+        result
+            .take()
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::SystemError)))
+    }
+
+    fn commit_batch(&self, batch: Vec<Queued>, next_session_id: &mut i64) {
+        let now = self.clock.now_ms();
+        let mut txns: Vec<Txn> = Vec::new();
+        // Per queued write: Ok(index into txns) or its final result.
+        let mut plan: Vec<std::result::Result<usize, Result<Written>>> = Vec::new();
+        let state_guard = self.state.read();
+        {
+            let state = &*state_guard;
+            let mut view = View::new(&state.tree, &state.sessions);
+            let mut zxid = state.last_zxid;
+            for q in &batch {
+                let caller = Caller {
+                    session_id: q.session_id,
+                    identities: &q.identities,
+                };
+                let prepared = match &q.write {
+                    Write::Op(op) => view.prep_op(caller, &self.config.prep, op).map_err(Err),
+                    Write::Multi(ops) => {
+                        if !view.session_live(q.session_id) {
+                            Err(Err(Error::new(ErrorKind::SessionExpired)))
+                        } else if ops.iter().any(|op| matches!(op, WriteOp::SetAcl { .. })) {
+                            Err(Err(Error::new(ErrorKind::BadArguments)
+                                .detail("set-acl cannot be part of a multi")))
+                        } else {
+                            view.prep_multi(caller, &self.config.prep, ops)
+                                .map_err(|failure| Ok(Written::Multi(Err(failure))))
+                        }
+                    }
+                    Write::OpenSession { timeout_ms } => {
+                        let session_id = *next_session_id;
+                        *next_session_id += 1;
+                        view.open_session(session_id);
+                        if let Some(hooks) = &q.hooks {
+                            self.hooks.write().insert(session_id, hooks.clone());
+                        }
+                        Ok(TxnOp::CreateSession {
+                            session_id,
+                            timeout_ms: *timeout_ms,
+                            password: password_for(session_id, self.secret),
+                        })
+                    }
+                    Write::CloseSession => {
+                        if view.session_live(q.session_id)
+                            || state.sessions.get(q.session_id).is_some()
+                        {
+                            Ok(view.prep_close(q.session_id))
+                        } else {
+                            Err(Ok(Written::Closed))
+                        }
+                    }
+                    Write::Reap(p) => view.prep_reap(p).ok_or(Ok(Written::Skipped)),
+                };
+                match prepared {
+                    Ok(op) => {
+                        zxid += 1;
+                        txns.push(Txn {
+                            zxid,
+                            time_ms: now,
+                            op,
+                        });
+                        plan.push(Ok(txns.len() - 1));
+                    }
+                    Err(Ok(written)) => plan.push(Err(Ok(written))),
+                    Err(Err(error)) => plan.push(Err(Err(error))),
+                }
+            }
+        }
+        if !txns.is_empty() {
+            if let Some(store) = &self.store {
+                if let Err(e) = store.persist(&txns, &state_guard) {
+                    drop(state_guard);
+                    if e.kind().is_fail_stop() && e.kind() != ErrorKind::Io {
+                        *self.failed.lock() = Some(e.clone());
+                    }
+                    self.forget_unapplied_sessions(&txns);
+                    for (q, p) in batch.iter().zip(plan) {
+                        let result = match p {
+                            Ok(_) => Err(e.clone()),
+                            Err(r) => r,
+                        };
+                        finish(&q.slot, result);
+                    }
+                    return;
+                }
+            }
+        }
+        drop(state_guard);
+        let mut outcomes: Vec<Option<Result<Written>>> = vec![None; txns.len()];
+        {
+            let mut state = self.state.write();
+            let mut watches = self.watches.lock();
+            for (idx, txn) in txns.iter().enumerate() {
+                outcomes[idx] = Some(self.apply_one(&mut state, &mut watches, txn));
+            }
+        }
+        for (q, p) in batch.iter().zip(plan) {
+            let result = match p {
+                Ok(idx) => outcomes[idx]
+                    .take()
+                    .unwrap_or(Err(Error::new(ErrorKind::SystemError))),
+                Err(r) => r,
+            };
+            finish(&q.slot, result);
+        }
+    }
+
+    fn forget_unapplied_sessions(&self, txns: &[Txn]) {
+        let mut hooks = self.hooks.write();
+        for txn in txns {
+            if let TxnOp::CreateSession { session_id, .. } = txn.op {
+                hooks.remove(&session_id);
+            }
+        }
+    }
+
+    /// Applies one persisted txn, triggers watches and delivers events.
+    fn apply_one(&self, state: &mut State, watches: &mut WatchTable, txn: &Txn) -> Result<Written> {
+        let applied = match state.apply(txn) {
+            Ok(applied) => applied,
+            Err(problem) => {
+                let e = Error::new(ErrorKind::DataInconsistency).detail(problem);
+                *self.failed.lock() = Some(e.clone());
+                return Err(e);
+            }
+        };
+        let hooks = self.hooks.read();
+        for change in &applied.changes {
+            for n in watches.trigger(change) {
+                let Some(target) = hooks.get(&n.session_id) else {
+                    continue;
+                };
+                if self.config.filter_events_by_acl {
+                    let acl_path = match n.event {
+                        watch::EventType::NodeChildrenChanged => n.path.as_str(),
+                        _ => n.path.as_str(),
+                    };
+                    if let Some(acl) = change_acl(state, change, acl_path) {
+                        if !check_acl(&acl, Perms::READ, &target.identities.read()) {
+                            continue;
+                        }
+                    }
+                }
+                target.sink.read().notify(server_event(n.event), &n.path);
+            }
+        }
+        drop(hooks);
+        Ok(match &txn.op {
+            TxnOp::CreateSession {
+                session_id,
+                password,
+                ..
+            } => Written::Session {
+                session_id: *session_id,
+                password: *password,
+            },
+            TxnOp::CloseSession { session_id, .. } => {
+                watches.remove_session(*session_id);
+                if let Some(h) = self.hooks.write().remove(session_id) {
+                    let expired = h.attached.load(Ordering::Acquire);
+                    let _ = expired;
+                }
+                Written::Closed
+            }
+            TxnOp::Multi(_) => Written::Multi(Ok(applied.outcomes)),
+            _ => match applied.outcomes.into_iter().next() {
+                Some(outcome) => Written::Op(outcome),
+                None => return Err(Error::new(ErrorKind::SystemError)),
+            },
+        })
+    }
+
+    // ---- sessions -------------------------------------------------------
+
+    /// Opens a session; returns its id and password.
+    pub(crate) fn open_session(
+        &self,
+        timeout_ms: i32,
+        hooks: Arc<SessionHooks>,
+    ) -> Result<(i64, [u8; 16])> {
+        let timeout_ms = self.negotiate_timeout(timeout_ms);
+        match self.write(
+            0,
+            Vec::new(),
+            Write::OpenSession { timeout_ms },
+            Some(hooks),
+        )? {
+            Written::Session {
+                session_id,
+                password,
+            } => Ok((session_id, password)),
+            _ => Err(Error::new(ErrorKind::SystemError)),
+        }
+    }
+
+    /// Attaches new hooks to an existing session after checking its
+    /// password (a reconnect). Returns the negotiated timeout.
+    pub(crate) fn resume_session(
+        &self,
+        session_id: i64,
+        password: &[u8],
+        timeout_ms: i32,
+        hooks: Arc<SessionHooks>,
+    ) -> Result<i32> {
+        self.check_open()?;
+        let timeout_ms = self.negotiate_timeout(timeout_ms);
+        let mut state = self.state.write();
+        let live = state
+            .sessions
+            .get(session_id)
+            .is_some_and(|s| !s.closing && s.password == password);
+        if !live {
+            return Err(Error::new(ErrorKind::SessionExpired));
+        }
+        let now = self.clock.now_ms();
+        state.sessions.set_timeout(session_id, timeout_ms, now);
+        self.watches.lock().remove_session(session_id);
+        self.hooks.write().insert(session_id, hooks);
+        Ok(timeout_ms)
+    }
+
+    /// Closes a session by its owner's request.
+    pub(crate) fn close_session(&self, session_id: i64) -> Result<()> {
+        let hooks = self.hooks.read().get(&session_id).cloned();
+        self.write(session_id, Vec::new(), Write::CloseSession, None)?;
+        if let Some(h) = hooks {
+            h.sink.read().ended(KeeperState::Closed);
+        }
+        Ok(())
+    }
+
+    /// Expires a session now, as if its timeout had passed: its ephemerals
+    /// go, other sessions' watches fire, and it sees `Expired`.
+    pub(crate) fn expire_session(&self, session_id: i64) -> Result<()> {
+        let marked = self.state.write().sessions.mark_closing(session_id);
+        if !marked {
+            return Err(Error::new(ErrorKind::SessionExpired));
+        }
+        let hooks = self.hooks.read().get(&session_id).cloned();
+        self.write(session_id, Vec::new(), Write::CloseSession, None)?;
+        if let Some(h) = hooks {
+            h.sink.read().ended(KeeperState::Expired);
+        }
+        Ok(())
+    }
+
+    /// Touches a session (a ping or any request from a wire client).
+    pub(crate) fn touch(&self, session_id: i64) -> bool {
+        let now = self.clock.now_ms();
+        self.state.write().sessions.touch(session_id, now)
+    }
+
+    /// True when the session exists and is not closing.
+    pub(crate) fn is_live(&self, session_id: i64) -> bool {
+        self.state.read().sessions.is_live(session_id)
+    }
+
+    /// Runs expiry and reaping for `now_ms`. Called by the ticker thread or
+    /// by a manual clock's `advance`.
+    pub(crate) fn tick(&self, now_ms: i64) {
+        if self.closed.load(Ordering::Acquire) || self.ticks_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let attached: Vec<i64> = self
+                .hooks
+                .read()
+                .iter()
+                .filter(|(_, h)| h.attached.load(Ordering::Acquire))
+                .map(|(id, _)| *id)
+                .collect();
+            let mut state = self.state.write();
+            for id in attached {
+                state.sessions.touch(id, now_ms);
+            }
+        }
+        let expired = self.state.read().sessions.expired(now_ms);
+        for session_id in expired {
+            let _ = self.expire_session(session_id);
+        }
+        if now_ms >= self.next_reap_ms.load(Ordering::Acquire) {
+            self.next_reap_ms.store(
+                now_ms.saturating_add(self.config.reap_interval_ms),
+                Ordering::Release,
+            );
+            let due = self.state.read().tree.reapable(now_ms);
+            for p in due {
+                let _ = self.write(0, Vec::new(), Write::Reap(p), None);
+            }
+        }
+        self.ticks_running.store(false, Ordering::Release);
+    }
+
+    /// Stops the engine: no further writes; flushes the store.
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        let _commit = self.commit.lock();
+        self.closed.store(true, Ordering::Release);
+        match &self.store {
+            Some(store) => store.flush(),
+            None => Ok(()),
+        }
+    }
+
+    // ---- reads ----------------------------------------------------------
+
+    fn read_state(&self, session_id: i64) -> Result<parking_lot::RwLockReadGuard<'_, State>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed));
+        }
+        let state = self.state.read();
+        if !state.sessions.is_live(session_id) {
+            return Err(Error::new(ErrorKind::SessionExpired));
+        }
+        Ok(state)
+    }
+
+    /// `exists`: the Stat, or `None`; a watch is set either way (D.1).
+    pub(crate) fn exists(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<Option<Stat>> {
+        if p.contains('\0') {
+            return Err(Error::with_path(ErrorKind::BadArguments, p).detail("NUL in path"));
+        }
+        let state = self.read_state(session_id)?;
+        let found = match state.tree.get(p) {
+            Some(node) => {
+                if !check_acl(&node.acl, Perms::READ, identities) {
+                    return Err(Error::with_path(ErrorKind::NoAuth, p));
+                }
+                Some(node.stat())
+            }
+            None => None,
+        };
+        if let Some(register) = watch {
+            self.watches
+                .lock()
+                .add(Table::Data, p, session_id, WatchMode::Standard);
+            register(found.is_some());
+        }
+        Ok(found)
+    }
+
+    /// `getData`.
+    pub(crate) fn get_data(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<DataAndStat> {
+        let state = self.read_state(session_id)?;
+        let node = state
+            .tree
+            .get(p)
+            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+        if !check_acl(&node.acl, Perms::READ, identities) {
+            return Err(Error::with_path(ErrorKind::NoAuth, p));
+        }
+        if let Some(register) = watch {
+            self.watches
+                .lock()
+                .add(Table::Data, p, session_id, WatchMode::Standard);
+            register(true);
+        }
+        Ok((node.data.clone(), node.stat()))
+    }
+
+    /// `getChildren2`: names (sorted) and the parent's Stat.
+    pub(crate) fn get_children(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<(Vec<String>, Stat)> {
+        let state = self.read_state(session_id)?;
+        let node = state
+            .tree
+            .get(p)
+            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+        if !check_acl(&node.acl, Perms::READ, identities) {
+            return Err(Error::with_path(ErrorKind::NoAuth, p));
+        }
+        if let Some(register) = watch {
+            self.watches
+                .lock()
+                .add(Table::Child, p, session_id, WatchMode::Standard);
+            register(true);
+        }
+        Ok((node.children.iter().cloned().collect(), node.stat()))
+    }
+
+    /// `getACL`: needs READ or ADMIN; digest ids are masked without ADMIN.
+    pub(crate) fn get_acl(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+    ) -> Result<(Vec<Acl>, Stat)> {
+        let state = self.read_state(session_id)?;
+        let node = state
+            .tree
+            .get(p)
+            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+        if !check_acl(&node.acl, Perms::READ | Perms::ADMIN, identities) {
+            return Err(Error::with_path(ErrorKind::NoAuth, p));
+        }
+        let admin = check_acl(&node.acl, Perms::ADMIN, identities);
+        let acl = node
+            .acl
+            .iter()
+            .map(|entry| {
+                if !admin && entry.id.scheme == "digest" {
+                    let user = entry.id.id.split(':').next().unwrap_or("");
+                    Acl::new(entry.perms, Id::new("digest", format!("{user}:x")))
+                } else {
+                    entry.clone()
+                }
+            })
+            .collect();
+        Ok((acl, node.stat()))
+    }
+
+    /// `getAllChildrenNumber`.
+    pub(crate) fn get_all_children_number(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+    ) -> Result<u64> {
+        let state = self.read_state(session_id)?;
+        let node = state
+            .tree
+            .get(p)
+            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+        if !check_acl(&node.acl, Perms::READ, identities) {
+            return Err(Error::with_path(ErrorKind::NoAuth, p));
+        }
+        Ok(state.tree.count_descendants(p))
+    }
+
+    /// `getEphemerals`: the caller's own, filtered by string prefix.
+    pub(crate) fn get_ephemerals(&self, session_id: i64, prefix: &str) -> Result<Vec<String>> {
+        let state = self.read_state(session_id)?;
+        let all = prefix.is_empty() || prefix == "/";
+        Ok(state
+            .tree
+            .ephemerals_of(session_id)
+            .filter(|p| all || p.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    /// `sync`: nothing to wait for in one process; checks the session.
+    pub(crate) fn sync(&self, session_id: i64) -> Result<()> {
+        self.read_state(session_id).map(|_| ())
+    }
+
+    /// `addWatch`.
+    pub(crate) fn add_watch(
+        &self,
+        session_id: i64,
+        p: &str,
+        recursive: bool,
+        register: &dyn Fn(),
+    ) -> Result<()> {
+        let _state = self.read_state(session_id)?;
+        self.watches.lock().add_persistent(p, session_id, recursive);
+        register();
+        Ok(())
+    }
+
+    /// `removeWatches` (remove = true) or `checkWatches` (remove = false)
+    /// on the server tables; `tables` lists the tables addressed.
+    pub(crate) fn remove_watches(
+        &self,
+        session_id: i64,
+        p: &str,
+        tables: &[Table],
+        remove: bool,
+        on_success: &dyn Fn(),
+    ) -> Result<()> {
+        let _state = self.read_state(session_id)?;
+        let mut watches = self.watches.lock();
+        let mut found = false;
+        for table in tables {
+            found |= if remove {
+                watches.remove(*table, p, session_id)
+            } else {
+                watches.has(*table, p, session_id)
+            };
+        }
+        if !found {
+            return Err(Error::with_path(ErrorKind::NoWatcher, p));
+        }
+        on_success();
+        Ok(())
+    }
+
+    /// SetWatches catch-up after a reconnect (`zookeeper-reference.md` D.6):
+    /// registers what is unchanged and notifies what changed since `relative_zxid`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn set_watches(
+        &self,
+        session_id: i64,
+        relative_zxid: i64,
+        data: &[String],
+        exist: &[String],
+        child: &[String],
+        persistent: &[String],
+        recursive: &[String],
+    ) -> Result<()> {
+        let state = self.read_state(session_id)?;
+        let mut watches = self.watches.lock();
+        let sink = self
+            .hooks
+            .read()
+            .get(&session_id)
+            .map(|h| h.sink.read().clone());
+        let notify = |event, p: &str| {
+            if let Some(sink) = &sink {
+                sink.notify(event, p);
+            }
+        };
+        for p in data {
+            match state.tree.get(p) {
+                None => notify(EventType::NodeDeleted, p),
+                Some(n) if n.mzxid > relative_zxid => notify(EventType::NodeDataChanged, p),
+                Some(_) => watches.add(Table::Data, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in exist {
+            match state.tree.get(p) {
+                Some(_) => notify(EventType::NodeCreated, p),
+                None => watches.add(Table::Data, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in child {
+            match state.tree.get(p) {
+                None => notify(EventType::NodeDeleted, p),
+                Some(n) if n.pzxid > relative_zxid => notify(EventType::NodeChildrenChanged, p),
+                Some(_) => watches.add(Table::Child, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in persistent {
+            watches.add_persistent(p, session_id, false);
+        }
+        for p in recursive {
+            watches.add_persistent(p, session_id, true);
+        }
+        Ok(())
+    }
+
+    // ---- introspection --------------------------------------------------
+
+    /// zxid of the last applied txn.
+    pub(crate) fn last_zxid(&self) -> i64 {
+        self.state.read().last_zxid
+    }
+
+    /// Runs `f` on the applied state (tests, four-letter words, snapshots).
+    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read())
+    }
+
+    /// Runs `f` on the watch table.
+    pub(crate) fn with_watches<T>(&self, f: impl FnOnce(&WatchTable) -> T) -> T {
+        f(&self.watches.lock())
+    }
+
+    /// The session's hooks, if it is known.
+    pub(crate) fn hooks_of(&self, session_id: i64) -> Option<Arc<SessionHooks>> {
+        self.hooks.read().get(&session_id).cloned()
+    }
+
+    /// Checks the state's invariants.
+    pub(crate) fn check_invariants(&self) -> std::result::Result<(), String> {
+        self.state.read().check_invariants()
+    }
+
+    /// The password of a session id, as handed out.
+    pub(crate) fn password_of(&self, session_id: i64) -> Option<[u8; 16]> {
+        self.state
+            .read()
+            .sessions
+            .get(session_id)
+            .map(|s| s.password)
+    }
+}
+
+impl TimeListener for Engine {
+    fn time_advanced(&self, now_ms: i64) {
+        self.tick(now_ms);
+    }
+}
+
+fn finish(slot: &Slot, result: Result<Written>) {
+    *slot.result.lock() = Some(result);
+    slot.ready.notify_all();
+}
+
+fn server_event(event: watch::EventType) -> EventType {
+    match event {
+        watch::EventType::NodeCreated => EventType::NodeCreated,
+        watch::EventType::NodeDeleted => EventType::NodeDeleted,
+        watch::EventType::NodeDataChanged => EventType::NodeDataChanged,
+        watch::EventType::NodeChildrenChanged => EventType::NodeChildrenChanged,
+    }
+}
+
+/// The ACL that decides whether a watcher may hear of `change` at `at`.
+fn change_acl(state: &State, change: &Change, at: &str) -> Option<Arc<[Acl]>> {
+    match change {
+        Change::Deleted(p) if p == at => None,
+        _ => state.tree.get(at).map(|n| n.acl.clone()),
+    }
+}
+
+fn spawn_ticker(engine: Weak<Engine>) {
+    let spawned = std::thread::Builder::new()
+        .name("innkeeper-ticker".into())
+        .spawn(move || loop {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            if engine.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let tick = Duration::from_millis(engine.config.tick_ms.clamp(1, 1000) as u64);
+            let now = engine.clock.now_ms();
+            engine.tick(now);
+            drop(engine);
+            std::thread::sleep(tick);
+        });
+    if let Err(e) = spawned {
+        eprintln!("innkeeper: cannot start the expiry thread: {e}");
+    }
+}
+
+/// Turns a path into its ancestors-or-self list (used by callers that check
+/// a prefix of a path); kept here to avoid a dependency of `watch` on `tree`.
+#[allow(dead_code)]
+pub(crate) fn within(p: &str, root: &str) -> bool {
+    path::is_within(p, root)
+}

@@ -1,0 +1,244 @@
+//! ZooKeeper's path rules (`zookeeper-reference.md` A.1) and path arithmetic.
+//!
+//! Paths stay `&str`/`String` inside the crate; this module checks them once
+//! at the API edge and splits them without allocating.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Why a path was rejected, with the byte offset of the offending place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathProblem {
+    /// The path is empty.
+    Empty,
+    /// The path does not start with `/`.
+    NoLeadingSlash,
+    /// The path ends with `/` (and is not `/`).
+    TrailingSlash,
+    /// A NUL character.
+    NulCharacter,
+    /// Two slashes in a row.
+    EmptySegment,
+    /// A `.` or `..` segment.
+    RelativeSegment,
+    /// A control, surrogate-range, private-use or U+FFF0–U+FFFF character.
+    InvalidCharacter,
+}
+
+impl PathProblem {
+    fn describe(self) -> &'static str {
+        match self {
+            PathProblem::Empty => "path length must be > 0",
+            PathProblem::NoLeadingSlash => "path must start with / character",
+            PathProblem::TrailingSlash => "path must not end with / character",
+            PathProblem::NulCharacter => "null character not allowed",
+            PathProblem::EmptySegment => "empty node name specified",
+            PathProblem::RelativeSegment => "relative paths not allowed",
+            PathProblem::InvalidCharacter => "invalid character",
+        }
+    }
+}
+
+/// Checks `path` against ZooKeeper's rules; the error carries the problem and
+/// its byte offset.
+pub fn check(path: &str) -> std::result::Result<(), (PathProblem, usize)> {
+    let bytes = path.as_bytes();
+    if bytes.is_empty() {
+        return Err((PathProblem::Empty, 0));
+    }
+    if bytes[0] != b'/' {
+        return Err((PathProblem::NoLeadingSlash, 0));
+    }
+    if bytes.len() == 1 {
+        return Ok(());
+    }
+    if bytes[bytes.len() - 1] == b'/' {
+        return Err((PathProblem::TrailingSlash, bytes.len() - 1));
+    }
+    let mut segment_start = 1;
+    let mut last = '/';
+    for (offset, c) in path.char_indices().skip(1) {
+        if c == '\0' {
+            return Err((PathProblem::NulCharacter, offset));
+        }
+        if c == '/' {
+            if last == '/' {
+                return Err((PathProblem::EmptySegment, offset));
+            }
+            let segment = &path[segment_start..offset];
+            if segment == "." || segment == ".." {
+                return Err((PathProblem::RelativeSegment, offset));
+            }
+            segment_start = offset + 1;
+        } else if invalid_char(c) {
+            return Err((PathProblem::InvalidCharacter, offset));
+        }
+        last = c;
+    }
+    let segment = &path[segment_start..];
+    if segment == "." || segment == ".." {
+        return Err((PathProblem::RelativeSegment, path.len()));
+    }
+    Ok(())
+}
+
+/// Characters ZooKeeper rejects. Java checks UTF-16 units, so every
+/// character outside the BMP (a surrogate pair there) is rejected too.
+fn invalid_char(c: char) -> bool {
+    let u = c as u32;
+    (0x01..=0x1f).contains(&u)
+        || (0x7f..=0x9f).contains(&u)
+        || (0xd800..=0xf8ff).contains(&u)
+        || (0xfff0..=0xffff).contains(&u)
+        || u > 0xffff
+}
+
+/// Validates `path`, turning a problem into an `InvalidPath` error.
+pub fn validate(path: &str) -> Result<()> {
+    check(path).map_err(|(problem, offset)| {
+        Error::with_path(ErrorKind::InvalidPath, path)
+            .detail(format!("{} at byte {offset}", problem.describe()))
+    })
+}
+
+/// Validates the prefix of a sequential create, which may end with `/`
+/// (ZooKeeper checks `prefix + "1"`).
+pub fn validate_sequential_prefix(prefix: &str) -> Result<()> {
+    if prefix.ends_with('/') {
+        validate(&format!("{prefix}1")).map_err(|e| e.or_path(prefix))
+    } else {
+        validate(prefix)
+    }
+}
+
+/// The parent of a path (`/a/b` → `/a`, `/a` → `/`); `/` is its own parent.
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(idx) => &path[..idx],
+    }
+}
+
+/// The last segment of a path (`/a/b` → `b`, `/` → ``).
+pub fn name(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(idx) => &path[idx + 1..],
+        None => path,
+    }
+}
+
+/// Joins a parent and a child name.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// The name a sequential create produces: the prefix and the counter as
+/// `%010d` (a negative counter prints its sign, as Java does).
+pub fn sequential_name(prefix: &str, counter: i32) -> String {
+    if counter < 0 {
+        format!("{prefix}-{:010}", -(i64::from(counter)))
+    } else {
+        format!("{prefix}{counter:010}")
+    }
+}
+
+/// True when `path` is `ancestor` or lies below it.
+pub fn is_within(path: &str, ancestor: &str) -> bool {
+    if ancestor == "/" {
+        return true;
+    }
+    path == ancestor
+        || (path.len() > ancestor.len()
+            && path.starts_with(ancestor)
+            && path.as_bytes()[ancestor.len()] == b'/')
+}
+
+/// Every proper ancestor of `path`, nearest first, ending with `/`.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut current = path;
+    std::iter::from_fn(move || {
+        if current == "/" {
+            return None;
+        }
+        current = parent(current);
+        Some(current)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Reference: zookeeper-reference.md A.1.
+    #[test]
+    fn accepts_zookeeper_valid_paths() {
+        for p in [
+            "/", "/a", "/a/b", "/a.", "/.a", "/a..b", "/...", "/a b", "/a:*?\\", "/é", "/日本",
+        ] {
+            assert_eq!(check(p), Ok(()), "{p}");
+        }
+    }
+
+    #[test]
+    fn rejects_zookeeper_invalid_paths() {
+        use PathProblem::*;
+        let cases: &[(&str, PathProblem, usize)] = &[
+            ("", Empty, 0),
+            ("a", NoLeadingSlash, 0),
+            ("/a/", TrailingSlash, 2),
+            ("//a", EmptySegment, 1),
+            ("/a//b", EmptySegment, 3),
+            ("/a\0b", NulCharacter, 2),
+            ("/.", RelativeSegment, 2),
+            ("/a/./b", RelativeSegment, 4),
+            ("/a/..", RelativeSegment, 5),
+            ("/a\u{1}", InvalidCharacter, 2),
+            ("/a\u{7f}", InvalidCharacter, 2),
+            ("/a\u{9f}", InvalidCharacter, 2),
+            ("/\u{e000}", InvalidCharacter, 1),
+            ("/\u{fff0}", InvalidCharacter, 1),
+            ("/\u{1f600}", InvalidCharacter, 1),
+        ];
+        for &(p, problem, offset) in cases {
+            assert_eq!(check(p), Err((problem, offset)), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn sequential_prefix_may_end_with_slash() {
+        assert!(validate_sequential_prefix("/jobs/").is_ok());
+        assert!(validate_sequential_prefix("/jobs//").is_err());
+        let err = validate("/a/").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidPath);
+        assert_eq!(err.code(), -8);
+        assert_eq!(err.path(), Some("/a/"));
+    }
+
+    #[test]
+    fn splits_and_joins() {
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(parent("/"), "/");
+        assert_eq!(name("/a/b"), "b");
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+        assert_eq!(
+            ancestors("/a/b/c").collect::<Vec<_>>(),
+            vec!["/a/b", "/a", "/"]
+        );
+        assert!(is_within("/a/b", "/a"));
+        assert!(!is_within("/ab", "/a"));
+        assert!(is_within("/a", "/"));
+    }
+
+    #[test]
+    fn sequence_suffix_is_ten_digits() {
+        // Reference: zookeeper-reference.md A.5.
+        assert_eq!(sequential_name("/q/n-", 0), "/q/n-0000000000");
+        assert_eq!(sequential_name("/q/n-", 2147483647), "/q/n-2147483647");
+        assert_eq!(sequential_name("/q/", -2147483648), "/q/-2147483648");
+    }
+}
