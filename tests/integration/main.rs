@@ -1,2 +1,3 @@
 mod core;
+mod model;
 mod traces;
