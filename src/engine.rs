@@ -20,7 +20,6 @@ use crate::clock::{Clock, TimeListener};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventType, KeeperState};
 use crate::node::{Acl, Id, Perms, Stat};
-use crate::path;
 use crate::prep::{check_acl, Caller, PrepConfig, View, WriteOp};
 use crate::session::{initial_session_id, password_for};
 use crate::state::{OpOutcome, State};
@@ -132,6 +131,7 @@ pub(crate) struct Engine {
     closed: AtomicBool,
     next_reap_ms: AtomicI64,
     ticks_running: AtomicBool,
+    next_tick_ms: AtomicI64,
 }
 
 /// What a read returns along with its data: the Stat.
@@ -174,6 +174,7 @@ impl Engine {
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
             ticks_running: AtomicBool::new(false),
+            next_tick_ms: AtomicI64::new(0),
         });
         let listener: Arc<dyn TimeListener> = engine.clone();
         engine.clock.subscribe(Arc::downgrade(&listener));
@@ -864,30 +865,39 @@ fn change_acl(state: &State, change: &Change, at: &str) -> Option<Arc<[Acl]>> {
     }
 }
 
+/// Engines driven by the system clock; one process-wide thread ticks them
+/// all, so making a keeper costs no thread spawn.
+static TICKED: std::sync::OnceLock<Mutex<Vec<Weak<Engine>>>> = std::sync::OnceLock::new();
+
 fn spawn_ticker(engine: Weak<Engine>) {
-    let spawned = std::thread::Builder::new()
-        .name("innkeeper-ticker".into())
-        .spawn(move || loop {
-            let Some(engine) = engine.upgrade() else {
-                return;
-            };
-            if engine.closed.load(Ordering::Acquire) {
-                return;
-            }
-            let tick = Duration::from_millis(engine.config.tick_ms.clamp(1, 1000) as u64);
+    let mut first = false;
+    let list = TICKED.get_or_init(|| {
+        first = true;
+        Mutex::new(Vec::new())
+    });
+    list.lock().push(engine);
+    if !first {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("innkeeper-ticker".into()).spawn(move || loop {
+        let engines: Vec<Arc<Engine>> = {
+            let mut list = list.lock();
+            list.retain(|w| w.upgrade().is_some_and(|e| !e.closed.load(Ordering::Acquire)));
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut sleep_ms = 1000;
+        for engine in &engines {
             let now = engine.clock.now_ms();
-            engine.tick(now);
-            drop(engine);
-            std::thread::sleep(tick);
-        });
+            if now >= engine.next_tick_ms.load(Ordering::Acquire) {
+                engine.next_tick_ms.store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
+                engine.tick(now);
+            }
+            sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
+        }
+        drop(engines);
+        std::thread::sleep(Duration::from_millis(sleep_ms as u64));
+    });
     if let Err(e) = spawned {
         eprintln!("innkeeper: cannot start the expiry thread: {e}");
     }
-}
-
-/// Turns a path into its ancestors-or-self list (used by callers that check
-/// a prefix of a path); kept here to avoid a dependency of `watch` on `tree`.
-#[allow(dead_code)]
-pub(crate) fn within(p: &str, root: &str) -> bool {
-    path::is_within(p, root)
 }
