@@ -15,6 +15,9 @@ mod tree;
 mod txn;
 mod watch;
 
+/// ZooKeeper's client wire protocol: jute records and framing, as pure functions over bytes.
+pub mod proto;
+
 pub use api::{
     wait_event, ClientInfo, Coordinator, CreateOptions, Keeper, KeeperBuilder, Op, OpResult,
     ReadOp, ReadResult, Session,
