@@ -8,6 +8,7 @@ mod event;
 mod node;
 pub mod path;
 mod prep;
+mod remote;
 mod session;
 mod state;
 mod store;
@@ -28,6 +29,7 @@ pub use event::{
     AddWatchMode, EventType, KeeperState, WatchReceiver, WatchedEvent, Watcher, WatcherType,
 };
 pub use node::{digest_id, Acl, CreateMode, Id, Perms, Stat};
+pub use remote::{RemoteBuilder, RemoteSession};
 
 /// Default largest node data: 1 MiB, ZooKeeper's `jute.maxbuffer` (0xFFFFF).
 pub const DATA_BYTES_MAX_DEFAULT: usize = 0xFFFFF;

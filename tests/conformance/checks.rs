@@ -1,0 +1,829 @@
+//! The checks, each written once against a [`Backend`]. Every check names
+//! the section of `zookeeper-reference.md` it covers.
+
+use std::time::Duration;
+
+use innkeeper::{
+    Acl, AddWatchMode, CreateMode, CreateOptions, ErrorKind, EventType, Id, KeeperState, Op,
+    OpResult, Perms, ReadOp, ReadResult, Watcher, WatcherType,
+};
+
+use crate::{next_node_event, Backend, EVENT_WAIT, QUIET_WAIT};
+
+#[track_caller]
+fn assert_err<T: std::fmt::Debug>(result: innkeeper::Result<T>, kind: ErrorKind) {
+    match result {
+        Err(e) => assert_eq!(e.kind(), kind, "{e}"),
+        Ok(v) => panic!("expected {kind:?}, got Ok({v:?})"),
+    }
+}
+
+#[track_caller]
+fn expect_event(events: &innkeeper::WatchReceiver, event_type: EventType, path: &str) {
+    let event = events
+        .wait(EVENT_WAIT)
+        .unwrap_or_else(|| panic!("no {event_type:?} event for {path}"));
+    assert_eq!(
+        (event.event_type, event.path.as_deref()),
+        (event_type, Some(path))
+    );
+}
+
+#[track_caller]
+fn expect_quiet(events: &innkeeper::WatchReceiver) {
+    if let Some(event) = events.wait(QUIET_WAIT) {
+        panic!("unexpected event {event:?}");
+    }
+}
+
+/// A.1: paths are checked before a request is sent; the error is InvalidPath.
+pub fn paths_are_validated_before_anything_else(b: &dyn Backend) {
+    let s = b.session();
+    for bad in ["", "a", "/a/", "//a", "/a/./b", "/a/../b", "/a\u{0}b"] {
+        if b.is_in_process() {
+            // FIXME(in-process): the Java client validates every path before
+            // sending (A.1), so every op fails with InvalidPath. The engine
+            // follows the server's check order instead (A.4, F.2): create
+            // looks for the parent first (`create("/a/")` is NoNode), exists
+            // checks only for NUL and answers "no node" (`exists("a")` is
+            // `Ok(None)`), getData and delete say NoNode (`get_data("")`).
+            let create = s.create(bad, b"", CreateMode::Persistent);
+            assert!(create.is_err(), "{bad:?}: {create:?}");
+            assert!(s.get_data(bad).is_err(), "{bad:?}");
+            assert!(s.delete(bad, -1).is_err(), "{bad:?}");
+            let exists = s.exists(bad).map_err(|e| e.kind());
+            assert!(
+                matches!(exists, Ok(None) | Err(ErrorKind::BadArguments)),
+                "{bad:?}: {exists:?}"
+            );
+        } else {
+            assert_err(
+                s.create(bad, b"", CreateMode::Persistent),
+                ErrorKind::InvalidPath,
+            );
+            assert_err(s.get_data(bad), ErrorKind::InvalidPath);
+            assert_err(s.exists(bad), ErrorKind::InvalidPath);
+            assert_err(s.delete(bad, -1), ErrorKind::InvalidPath);
+        }
+    }
+    // A sequential prefix may end with '/' (A.5).
+    let root = b.root(&*s, "paths");
+    let name = s
+        .create(&format!("{root}/"), b"", CreateMode::PersistentSequential)
+        .unwrap();
+    assert_eq!(name, format!("{root}/0000000000"));
+}
+
+/// A.2: system nodes exist, cannot be deleted, `/zookeeper/config` is read-only.
+pub fn system_nodes(b: &dyn Backend) {
+    let s = b.session();
+    assert!(s.exists("/").unwrap().is_some());
+    assert!(s.exists("/zookeeper").unwrap().is_some());
+    assert!(s.exists("/zookeeper/quota").unwrap().is_some());
+    let children = s.get_children("/zookeeper").unwrap();
+    assert!(children.contains(&"quota".to_string()), "{children:?}");
+    assert!(children.contains(&"config".to_string()), "{children:?}");
+    for system in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+        assert_err(s.delete(system, -1), ErrorKind::BadArguments);
+    }
+    assert_err(s.set_data("/zookeeper/config", b"x", -1), ErrorKind::NoAuth);
+    let (acl, stat) = s.get_acl("/zookeeper/config").unwrap();
+    assert_eq!(acl, Acl::read_unsafe());
+    assert_eq!(stat.aversion, -1);
+    // `create /` is NodeExists (A.4 step 10).
+    assert_err(
+        s.create("/", b"", CreateMode::Persistent),
+        ErrorKind::NodeExists,
+    );
+}
+
+/// A.4, F.2: create's checks in order.
+pub fn create_checks_and_errors(b: &dyn Backend) {
+    let s = b.session();
+    let root = b.root(&*s, "create");
+    let a = format!("{root}/a");
+    assert_eq!(s.create(&a, b"x", CreateMode::Persistent).unwrap(), a);
+    assert_err(
+        s.create(&a, b"x", CreateMode::Persistent),
+        ErrorKind::NodeExists,
+    );
+    assert_err(
+        s.create(
+            &format!("{root}/missing/child"),
+            b"",
+            CreateMode::Persistent,
+        ),
+        ErrorKind::NoNode,
+    );
+    let e = format!("{root}/e");
+    s.create(&e, b"", CreateMode::Ephemeral).unwrap();
+    assert_err(
+        s.create(&format!("{e}/child"), b"", CreateMode::Persistent),
+        ErrorKind::NoChildrenForEphemerals,
+    );
+    // InvalidACL comes before the parent lookup (A.4 step 5).
+    assert_err(
+        s.create_with(
+            &format!("{root}/missing/child"),
+            Some(b""),
+            &CreateOptions::new(CreateMode::Persistent).acl(vec![]),
+        ),
+        ErrorKind::InvalidAcl,
+    );
+    // The returned Stat is the new node's (create2).
+    let (path, stat) = s
+        .create_with(
+            &format!("{root}/s"),
+            Some(b"abc"),
+            &CreateOptions::new(CreateMode::Persistent),
+        )
+        .unwrap();
+    assert_eq!(path, format!("{root}/s"));
+    assert_eq!(stat, s.exists(&path).unwrap().unwrap());
+    assert_eq!(stat.data_length, 3);
+}
+
+/// A.5, B.3: sequence numbers count every child create, not deletes.
+pub fn sequential_names(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "seq");
+    let n0 = s
+        .create(&format!("{p}/n-"), b"", CreateMode::PersistentSequential)
+        .unwrap();
+    assert_eq!(n0, format!("{p}/n-0000000000"));
+    s.delete(&n0, -1).unwrap();
+    s.create(&format!("{p}/x"), b"", CreateMode::Persistent)
+        .unwrap();
+    let n2 = s
+        .create(&format!("{p}/n-"), b"", CreateMode::EphemeralSequential)
+        .unwrap();
+    assert_eq!(n2, format!("{p}/n-0000000002"));
+    // A failed create does not advance the counter.
+    assert_err(
+        s.create(&format!("{p}/x"), b"", CreateMode::Persistent),
+        ErrorKind::NodeExists,
+    );
+    let n3 = s
+        .create(&format!("{p}/n-"), b"", CreateMode::PersistentSequential)
+        .unwrap();
+    assert_eq!(n3, format!("{p}/n-0000000003"));
+    let stat = s.exists(&p).unwrap().unwrap();
+    // 4 creates + 1 delete; 3 children left.
+    assert_eq!((stat.cversion, stat.num_children), (5, 3));
+}
+
+/// A.7: null data differs from empty data; dataLength is 0 for both.
+pub fn null_and_empty_data(b: &dyn Backend) {
+    let s = b.session();
+    let root = b.root(&*s, "null");
+    let null = format!("{root}/null");
+    s.create_with(&null, None, &CreateOptions::new(CreateMode::Persistent))
+        .unwrap();
+    let (data, stat) = s.get_data_with(&null, None).unwrap();
+    assert_eq!((data, stat.data_length), (None, 0));
+    let empty = format!("{root}/empty");
+    s.create(&empty, b"", CreateMode::Persistent).unwrap();
+    let (data, stat) = s.get_data_with(&empty, None).unwrap();
+    assert_eq!((data, stat.data_length), (Some(Vec::new()), 0));
+    s.set_data_with(&empty, None, -1).unwrap();
+    assert_eq!(s.get_data_with(&empty, None).unwrap().0, None);
+}
+
+/// A.7: data above jute.maxbuffer is refused and changes nothing. ZooKeeper
+/// itself drops the connection on such a frame; both backends refuse it
+/// before that, with DataTooLarge.
+pub fn data_limit(b: &dyn Backend) {
+    let s = b.session();
+    let root = b.root(&*s, "limit");
+    let big = vec![7u8; innkeeper::DATA_BYTES_MAX_DEFAULT + 1];
+    let path = format!("{root}/big");
+    assert_err(
+        s.create(&path, &big, CreateMode::Persistent),
+        ErrorKind::DataTooLarge,
+    );
+    assert_eq!(s.exists(&path).unwrap(), None);
+    let data = vec![1u8; 512 * 1024];
+    s.create(&path, &data, CreateMode::Persistent).unwrap();
+    assert_eq!(s.get_data(&path).unwrap().0, data);
+    assert_err(s.set_data(&path, &big, -1), ErrorKind::DataTooLarge);
+}
+
+/// B.1, B.2: which operation changes which Stat field.
+pub fn stat_fields_per_operation(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "stat");
+    let before = s.exists(&p).unwrap().unwrap();
+    assert_eq!(
+        (before.czxid, before.pzxid, before.mzxid),
+        (before.czxid, before.czxid, before.czxid)
+    );
+    assert_eq!(before.ctime, before.mtime);
+    let (child, created) = s
+        .create_with(
+            &format!("{p}/c"),
+            Some(b"12345"),
+            &CreateOptions::new(CreateMode::Persistent),
+        )
+        .unwrap();
+    assert_eq!(created.czxid, created.mzxid);
+    assert_eq!(created.czxid, created.pzxid);
+    assert_eq!(created.ctime, created.mtime);
+    assert_eq!(
+        (
+            created.version,
+            created.cversion,
+            created.aversion,
+            created.ephemeral_owner,
+            created.data_length,
+            created.num_children
+        ),
+        (0, 0, 0, 0, 5, 0)
+    );
+    assert!(created.czxid > before.czxid);
+    let parent = s.exists(&p).unwrap().unwrap();
+    assert_eq!(parent.pzxid, created.czxid);
+    assert_eq!((parent.cversion, parent.num_children), (1, 1));
+    assert_eq!((parent.mzxid, parent.version), (before.mzxid, 0));
+
+    let set = s.set_data(&child, b"12", 0).unwrap();
+    assert_eq!((set.version, set.data_length), (1, 2));
+    assert!(set.mzxid > created.mzxid);
+    assert_eq!(set.czxid, created.czxid);
+    assert_eq!(set.pzxid, created.pzxid);
+    assert!(set.mtime >= created.mtime);
+    // Identical bytes still bump the version.
+    let again = s.set_data(&child, b"12", 1).unwrap();
+    assert_eq!(again.version, 2);
+
+    let acl = s.set_acl(&child, &Acl::open_unsafe(), 0).unwrap();
+    assert_eq!(acl.aversion, 1);
+    assert_eq!((acl.mzxid, acl.version), (again.mzxid, 2));
+    assert_err(
+        s.set_acl(&child, &Acl::open_unsafe(), 0),
+        ErrorKind::BadVersion,
+    );
+
+    s.delete(&child, 2).unwrap();
+    let parent = s.exists(&p).unwrap().unwrap();
+    assert_eq!((parent.cversion, parent.num_children), (2, 0));
+    assert!(parent.pzxid > acl.mzxid);
+
+    let e = s.create_with(
+        &format!("{p}/e"),
+        Some(b""),
+        &CreateOptions::new(CreateMode::Ephemeral),
+    );
+    assert_eq!(e.unwrap().1.ephemeral_owner, s.session_id());
+}
+
+/// F.2: delete and setData errors in check order.
+pub fn delete_and_set_data_errors(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "errors");
+    let a = format!("{p}/a");
+    assert_err(s.delete(&a, -1), ErrorKind::NoNode);
+    assert_err(s.set_data(&a, b"", -1), ErrorKind::NoNode);
+    assert_err(s.get_data(&a), ErrorKind::NoNode);
+    assert_err(s.get_children(&a), ErrorKind::NoNode);
+    assert_err(s.get_acl(&a), ErrorKind::NoNode);
+    assert_err(s.set_acl(&a, &Acl::open_unsafe(), -1), ErrorKind::NoNode);
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    s.create(&format!("{a}/b"), b"", CreateMode::Persistent)
+        .unwrap();
+    assert_err(s.delete(&a, 5), ErrorKind::BadVersion);
+    assert_err(s.delete(&a, 0), ErrorKind::NotEmpty);
+    assert_err(s.set_data(&a, b"", 3), ErrorKind::BadVersion);
+    s.delete_all(&a).unwrap();
+    assert_eq!(s.exists(&a).unwrap(), None);
+}
+
+/// C.4, D.2: a closed session's ephemerals are deleted, firing others' watches.
+pub fn ephemerals_belong_to_their_session(b: &dyn Backend) {
+    let owner = b.session();
+    let watcher_session = b.session();
+    assert_ne!(owner.session_id(), watcher_session.session_id());
+    let p = b.root(&*owner, "ephemeral");
+    let e = format!("{p}/e");
+    owner.create(&e, b"", CreateMode::Ephemeral).unwrap();
+    let stat = watcher_session.exists(&e).unwrap().unwrap();
+    assert_eq!(stat.ephemeral_owner, owner.session_id());
+    let (w, events) = Watcher::channel();
+    watcher_session.exists_with(&e, Some(&w)).unwrap();
+    let (cw, child_events) = Watcher::channel();
+    watcher_session.get_children_with(&p, Some(&cw)).unwrap();
+    drop(owner);
+    expect_event(&events, EventType::NodeDeleted, &e);
+    expect_event(&child_events, EventType::NodeChildrenChanged, &p);
+    assert_eq!(watcher_session.exists(&e).unwrap(), None);
+    let parent = watcher_session.exists(&p).unwrap().unwrap();
+    assert_eq!((parent.cversion, parent.num_children), (2, 0));
+}
+
+/// A.3: containers and TTL nodes report ephemeralOwner 0; bad TTLs are BadArguments.
+pub fn container_and_ttl_creation(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "kinds");
+    let (c, stat) = s
+        .create_with(
+            &format!("{p}/c"),
+            Some(b""),
+            &CreateOptions::new(CreateMode::Container),
+        )
+        .unwrap();
+    assert_eq!(stat.ephemeral_owner, 0);
+    s.create(&format!("{c}/child"), b"", CreateMode::Persistent)
+        .unwrap();
+    let (t, stat) = s
+        .create_with(
+            &format!("{p}/t"),
+            Some(b""),
+            &CreateOptions::new(CreateMode::PersistentWithTtl).ttl(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    assert_eq!(stat.ephemeral_owner, 0);
+    s.create(&format!("{t}/child"), b"", CreateMode::Persistent)
+        .unwrap();
+    let (ts, _) = s
+        .create_with(
+            &format!("{p}/ts-"),
+            Some(b""),
+            &CreateOptions::new(CreateMode::PersistentSequentialWithTtl)
+                .ttl(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    assert_eq!(ts, format!("{p}/ts-0000000002"));
+    assert_err(
+        s.create_with(
+            &format!("{p}/t0"),
+            Some(b""),
+            &CreateOptions::new(CreateMode::PersistentWithTtl),
+        ),
+        ErrorKind::BadArguments,
+    );
+}
+
+/// D.1, D.2: exists on a missing node leaves a watch that sees the create.
+pub fn exists_watch_on_missing_node(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "exists-watch");
+    let a = format!("{p}/a");
+    let (w, events) = Watcher::channel();
+    assert_eq!(s.exists_with(&a, Some(&w)).unwrap(), None);
+    other.create(&a, b"", CreateMode::Persistent).unwrap();
+    expect_event(&events, EventType::NodeCreated, &a);
+    // getData on a missing node leaves no watch (D.1).
+    let b_path = format!("{p}/b");
+    assert_err(s.get_data_with(&b_path, Some(&w)), ErrorKind::NoNode);
+    other.create(&b_path, b"", CreateMode::Persistent).unwrap();
+    expect_quiet(&events);
+}
+
+/// D.2: data, delete and child events reach the right watches.
+pub fn data_and_child_watches(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "watches");
+    let a = format!("{p}/a");
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    let (dw, data_events) = Watcher::channel();
+    let (cw, child_events) = Watcher::channel();
+    s.get_data_with(&a, Some(&dw)).unwrap();
+    s.get_children_with(&p, Some(&cw)).unwrap();
+    other.set_data(&a, b"1", -1).unwrap();
+    expect_event(&data_events, EventType::NodeDataChanged, &a);
+    // setACL fires nothing.
+    s.get_data_with(&a, Some(&dw)).unwrap();
+    other.set_acl(&a, &Acl::open_unsafe(), -1).unwrap();
+    expect_quiet(&data_events);
+    other
+        .create(&format!("{p}/b"), b"", CreateMode::Persistent)
+        .unwrap();
+    expect_event(&child_events, EventType::NodeChildrenChanged, &p);
+    // A child watch on a deleted node sees NodeDeleted; the data watch too.
+    let (aw, a_child_events) = Watcher::channel();
+    s.get_children_with(&a, Some(&aw)).unwrap();
+    other.delete(&a, -1).unwrap();
+    expect_event(&data_events, EventType::NodeDeleted, &a);
+    expect_event(&a_child_events, EventType::NodeDeleted, &a);
+    // The default watcher's events go to events().
+    let default = s.default_watcher();
+    s.exists_with(&format!("{p}/d"), Some(&default)).unwrap();
+    other
+        .create(&format!("{p}/d"), b"", CreateMode::Persistent)
+        .unwrap();
+    let event = next_node_event(&s.events(), EVENT_WAIT).expect("a default-watcher event");
+    assert_eq!(event.event_type, EventType::NodeCreated);
+    assert_eq!(event.path, Some(format!("{p}/d")));
+    assert_eq!(event.state, KeeperState::SyncConnected);
+}
+
+/// D.1, D.3: one-shot watches fire once; a watcher registered twice fires once.
+pub fn one_shot_watches_fire_once_per_session(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "one-shot");
+    let a = format!("{p}/a");
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    let (w, events) = Watcher::channel();
+    s.get_data_with(&a, Some(&w)).unwrap();
+    s.exists_with(&a, Some(&w)).unwrap();
+    other.set_data(&a, b"1", -1).unwrap();
+    expect_event(&events, EventType::NodeDataChanged, &a);
+    expect_quiet(&events);
+    other.set_data(&a, b"2", -1).unwrap();
+    expect_quiet(&events);
+    // Two watchers on one path: each hears the event once.
+    let (w1, e1) = Watcher::channel();
+    let (w2, e2) = Watcher::channel();
+    s.get_data_with(&a, Some(&w1)).unwrap();
+    s.get_data_with(&a, Some(&w2)).unwrap();
+    other.set_data(&a, b"3", -1).unwrap();
+    expect_event(&e1, EventType::NodeDataChanged, &a);
+    expect_event(&e2, EventType::NodeDataChanged, &a);
+    expect_quiet(&e1);
+}
+
+/// D.4: a session sees the event of its own write before that write's reply.
+pub fn own_event_precedes_own_reply(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "order");
+    let a = format!("{p}/a");
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    for round in 0..20 {
+        let (w, events) = Watcher::channel();
+        s.get_data_with(&a, Some(&w)).unwrap();
+        s.set_data(&a, format!("{round}").as_bytes(), -1).unwrap();
+        let event = events.try_recv().expect("event delivered before the reply");
+        assert_eq!(event.event_type, EventType::NodeDataChanged);
+    }
+}
+
+/// D.2, D.3: persistent watches stay; recursive ones see descendants, never child events.
+pub fn persistent_and_recursive_watches(b: &dyn Backend) {
+    // One session per mode: in 3.8 one (path, session) has a single watch
+    // mode on the server, so a later addWatch replaces the earlier (D.3).
+    let s = b.session();
+    let r = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "persistent");
+    let (pw, persistent) = Watcher::channel();
+    let (rw, recursive) = Watcher::channel();
+    s.add_watch(&p, AddWatchMode::Persistent, &pw).unwrap();
+    r.add_watch(&p, AddWatchMode::PersistentRecursive, &rw)
+        .unwrap();
+    let a = format!("{p}/a");
+    other.create(&a, b"", CreateMode::Persistent).unwrap();
+    expect_event(&persistent, EventType::NodeChildrenChanged, &p);
+    expect_event(&recursive, EventType::NodeCreated, &a);
+    other.set_data(&a, b"1", -1).unwrap();
+    expect_event(&recursive, EventType::NodeDataChanged, &a);
+    other.set_data(&p, b"1", -1).unwrap();
+    expect_event(&persistent, EventType::NodeDataChanged, &p);
+    expect_event(&recursive, EventType::NodeDataChanged, &p);
+    other
+        .create(&format!("{a}/deep"), b"", CreateMode::Persistent)
+        .unwrap();
+    expect_event(&recursive, EventType::NodeCreated, &format!("{a}/deep"));
+    expect_quiet(&persistent);
+    // A watch on a path that does not exist yet is fine.
+    let missing = format!("{p}/later/x");
+    let (mw, missing_events) = Watcher::channel();
+    s.add_watch(&missing, AddWatchMode::Persistent, &mw)
+        .unwrap();
+    s.remove_watches(&missing, WatcherType::Any, None).unwrap();
+    expect_event(&missing_events, EventType::PersistentWatchRemoved, &missing);
+    s.remove_watches(&p, WatcherType::Any, Some(&pw)).unwrap();
+    expect_event(&persistent, EventType::PersistentWatchRemoved, &p);
+    other.set_data(&p, b"2", -1).unwrap();
+    expect_quiet(&persistent);
+    expect_event(&recursive, EventType::NodeDataChanged, &p);
+}
+
+/// D.5: removeWatches / checkWatches and the client-generated removal events.
+pub fn remove_and_check_watches(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "remove");
+    let a = format!("{p}/a");
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    assert_err(
+        s.remove_watches(&a, WatcherType::Any, None),
+        ErrorKind::NoWatcher,
+    );
+    let (dw, data_events) = Watcher::channel();
+    let (cw, child_events) = Watcher::channel();
+    s.get_data_with(&a, Some(&dw)).unwrap();
+    s.get_children_with(&a, Some(&cw)).unwrap();
+    assert_err(
+        s.remove_watches(&a, WatcherType::Children, Some(&dw)),
+        ErrorKind::NoWatcher,
+    );
+    s.remove_watches(&a, WatcherType::Data, Some(&dw)).unwrap();
+    expect_event(&data_events, EventType::DataWatchRemoved, &a);
+    other.set_data(&a, b"1", -1).unwrap();
+    expect_quiet(&data_events);
+    s.remove_watches(&a, WatcherType::Children, None).unwrap();
+    expect_event(&child_events, EventType::ChildWatchRemoved, &a);
+    other
+        .create(&format!("{a}/b"), b"", CreateMode::Persistent)
+        .unwrap();
+    expect_quiet(&child_events);
+    assert_err(
+        s.remove_watches(&a, WatcherType::Any, None),
+        ErrorKind::NoWatcher,
+    );
+}
+
+/// E.1, E.3: a successful multi applies every op with one zxid.
+pub fn multi_success_shape(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "multi-ok");
+    let results = s
+        .multi(&[
+            Op::create(format!("{p}/a"), b"1", CreateMode::Persistent),
+            Op::create(format!("{p}/a/s-"), b"", CreateMode::PersistentSequential),
+            Op::create(format!("{p}/a/s-"), b"", CreateMode::PersistentSequential),
+            Op::set_data(format!("{p}/a"), b"2", 0),
+            Op::check(format!("{p}/a"), 1),
+            Op::delete(format!("{p}/a/s-0000000000"), -1),
+        ])
+        .unwrap();
+    assert_eq!(results.len(), 6);
+    // ZooKeeper 3.8.0 answers a create inside a multi without its Stat
+    // (result type 1, E.3), so only the path is compared here.
+    let OpResult::Create { path, .. } = &results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(path, &format!("{p}/a"));
+    // Every op of a multi has the same zxid (E.1).
+    let zxid = s.exists(&format!("{p}/a")).unwrap().unwrap().czxid;
+    assert!(
+        matches!(&results[1], OpResult::Create { path, .. } if path == &format!("{p}/a/s-0000000000"))
+    );
+    assert!(
+        matches!(&results[2], OpResult::Create { path, .. } if path == &format!("{p}/a/s-0000000001"))
+    );
+    let OpResult::SetData { stat } = &results[3] else {
+        panic!("{results:?}")
+    };
+    assert_eq!((stat.version, stat.mzxid), (1, zxid));
+    assert_eq!(results[4], OpResult::Check);
+    assert_eq!(results[5], OpResult::Delete);
+    assert_eq!(
+        s.get_children(&format!("{p}/a")).unwrap(),
+        vec!["s-0000000001"]
+    );
+    // An empty multi is fine.
+    assert_eq!(s.multi(&[]).unwrap(), vec![]);
+}
+
+/// E.1, E.3: a failed multi changes nothing and reports per-op results.
+pub fn multi_failure_shape(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "multi-fail");
+    let (w, events) = Watcher::channel();
+    other.get_children_with(&p, Some(&w)).unwrap();
+    let ops = [
+        Op::create(format!("{p}/a"), b"", CreateMode::Persistent),
+        Op::set_data(format!("{p}/a"), b"x", 0),
+        Op::check(format!("{p}/a"), 7),
+        Op::delete(format!("{p}/a"), -1),
+    ];
+    let results = s.multi_results(&ops).unwrap();
+    assert_eq!(
+        results,
+        vec![
+            OpResult::RolledBack,
+            OpResult::RolledBack,
+            OpResult::Error(ErrorKind::BadVersion),
+            OpResult::Error(ErrorKind::RuntimeInconsistency),
+        ]
+    );
+    let err = s.multi(&ops).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadVersion);
+    assert_eq!(s.exists(&format!("{p}/a")).unwrap(), None);
+    expect_quiet(&events);
+    // The sequence counter did not move either.
+    let first = s
+        .create(&format!("{p}/s-"), b"", CreateMode::PersistentSequential)
+        .unwrap();
+    assert_eq!(first, format!("{p}/s-0000000000"));
+}
+
+/// E.4: multiRead answers each op on its own and sets no watches.
+pub fn multi_read_per_op_errors(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "multi-read");
+    s.create(&format!("{p}/a"), b"data", CreateMode::Persistent)
+        .unwrap();
+    let results = s
+        .multi_read(&[
+            ReadOp::GetData(format!("{p}/a")),
+            ReadOp::GetData(format!("{p}/missing")),
+            ReadOp::GetChildren(p.clone()),
+            ReadOp::GetChildren(format!("{p}/missing")),
+        ])
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(
+        matches!(&results[0], ReadResult::Data(Some(d), stat) if d == b"data" && stat.data_length == 4)
+    );
+    assert_eq!(results[1], ReadResult::Error(ErrorKind::NoNode));
+    assert_eq!(results[2], ReadResult::Children(vec!["a".to_string()]));
+    assert_eq!(results[3], ReadResult::Error(ErrorKind::NoNode));
+}
+
+/// G.1–G.4: digest ACLs, the `auth` scheme, NoAuth per op, getACL.
+pub fn acls_and_digest_auth(b: &dyn Backend) {
+    let owner = b.session();
+    let stranger = b.session();
+    let p = b.root(&*owner, "acl");
+    owner.add_auth("digest", b"alice:secret").unwrap();
+    let locked = format!("{p}/locked");
+    let digest = Acl::digest(Perms::ALL, "alice", "secret");
+    owner
+        .create_with(
+            &locked,
+            Some(b"x"),
+            &CreateOptions::new(CreateMode::Persistent).acl(vec![digest.clone()]),
+        )
+        .unwrap();
+    assert_err(stranger.get_data(&locked), ErrorKind::NoAuth);
+    assert_err(stranger.set_data(&locked, b"y", -1), ErrorKind::NoAuth);
+    assert_err(
+        stranger.create(&format!("{locked}/c"), b"", CreateMode::Persistent),
+        ErrorKind::NoAuth,
+    );
+    assert_err(
+        stranger.set_acl(&locked, &Acl::open_unsafe(), -1),
+        ErrorKind::NoAuth,
+    );
+    if b.is_in_process() {
+        // The reference (F.2) has exists check READ on an existing node,
+        // as later 3.8 releases do; Apache ZooKeeper 3.8.0 answers with the
+        // Stat. The engine follows the reference.
+        assert_err(stranger.exists(&locked), ErrorKind::NoAuth);
+    } else {
+        let answer = stranger.exists(&locked).map(|st| st.is_some());
+        assert!(
+            matches!(answer, Ok(true))
+                || matches!(&answer, Err(e) if e.kind() == ErrorKind::NoAuth),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(owner.get_data(&locked).unwrap().0, b"x");
+    let (acl, _) = owner.get_acl(&locked).unwrap();
+    assert_eq!(acl, vec![digest.clone()]);
+    // The `auth` scheme expands to the caller's authenticated identities (G.3).
+    let creator = format!("{p}/creator");
+    owner
+        .create_with(
+            &creator,
+            Some(b""),
+            &CreateOptions::new(CreateMode::Persistent).acl(Acl::creator_all()),
+        )
+        .unwrap();
+    assert_eq!(owner.get_acl(&creator).unwrap().0, vec![digest]);
+    // A second session with the same credential gets in.
+    stranger.add_auth("digest", b"alice:secret").unwrap();
+    assert_eq!(stranger.get_data(&locked).unwrap().0, b"x");
+    // Deleting needs DELETE on the parent, which is open.
+    stranger.delete(&locked, -1).unwrap();
+}
+
+/// G.4: ACL fix-up errors.
+pub fn acl_fixup_errors(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "acl-fixup");
+    let options = |acl: Vec<Acl>| CreateOptions::new(CreateMode::Persistent).acl(acl);
+    let a = format!("{p}/a");
+    assert_err(
+        s.create_with(&a, Some(b""), &options(vec![])),
+        ErrorKind::InvalidAcl,
+    );
+    assert_err(
+        s.create_with(&a, Some(b""), &options(Acl::creator_all())),
+        ErrorKind::InvalidAcl,
+    );
+    let bad_world = Acl::new(Perms::ALL, Id::new("world", "someone"));
+    assert_err(
+        s.create_with(&a, Some(b""), &options(vec![bad_world])),
+        ErrorKind::InvalidAcl,
+    );
+    let unknown = Acl::new(Perms::ALL, Id::new("nosuchscheme", "x"));
+    assert_err(
+        s.create_with(&a, Some(b""), &options(vec![unknown])),
+        ErrorKind::InvalidAcl,
+    );
+    s.create(&a, b"", CreateMode::Persistent).unwrap();
+    assert_err(s.set_acl(&a, &[], -1), ErrorKind::InvalidAcl);
+    // Duplicates are dropped (G.4).
+    let read = Acl::new(Perms::READ, Id::anyone());
+    s.set_acl(&a, &[read.clone(), read.clone()], -1).unwrap();
+    assert_eq!(s.get_acl(&a).unwrap().0, vec![read]);
+}
+
+/// G.3: whoAmI lists the identities; an unknown scheme is refused.
+pub fn who_am_i_and_auth_failure(b: &dyn Backend) {
+    let s = b.session();
+    let before = s.who_am_i().unwrap();
+    s.add_auth("digest", b"bob:pw").unwrap();
+    let after = s.who_am_i().unwrap();
+    let digest: Vec<_> = after.iter().filter(|c| c.auth_scheme == "digest").collect();
+    assert_eq!(digest.len(), 1);
+    assert_eq!(digest[0].user, "bob");
+    if b.is_in_process() {
+        // FIXME(in-process): a fresh connection has `ip:127.0.0.1` in
+        // ZooKeeper (G.3); an in-process session has no ip identity.
+        assert!(before.is_empty(), "{before:?}");
+    } else {
+        assert_eq!(before.len(), 1, "{before:?}");
+        assert_eq!(before[0].auth_scheme, "ip");
+    }
+    let failed = s.add_auth("nosuchscheme", b"x");
+    assert_eq!(failed.unwrap_err().kind(), ErrorKind::AuthFailed);
+    if b.is_in_process() {
+        // FIXME(in-process): ZooKeeper closes the connection after a refused
+        // auth and the session handle is dead (C.6 AuthFailed); the engine
+        // keeps the session usable.
+        assert_eq!(s.state(), KeeperState::SyncConnected);
+    } else {
+        assert_eq!(s.state(), KeeperState::AuthFailed);
+        assert_err(s.exists("/"), ErrorKind::AuthFailed);
+    }
+}
+
+/// A.2, F.2: getAllChildrenNumber, getEphemerals and sync.
+pub fn counts_ephemerals_and_sync(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "counts");
+    s.create(&format!("{p}/a"), b"", CreateMode::Persistent)
+        .unwrap();
+    s.create(&format!("{p}/a/b"), b"", CreateMode::Ephemeral)
+        .unwrap();
+    s.create(&format!("{p}/c"), b"", CreateMode::Ephemeral)
+        .unwrap();
+    other
+        .create(&format!("{p}/d"), b"", CreateMode::Ephemeral)
+        .unwrap();
+    assert_eq!(s.get_all_children_number(&p).unwrap(), 4);
+    assert_eq!(s.get_all_children_number(&format!("{p}/c")).unwrap(), 0);
+    assert_err(
+        s.get_all_children_number(&format!("{p}/missing")),
+        ErrorKind::NoNode,
+    );
+    let mut mine = s.get_ephemerals(&p).unwrap();
+    mine.sort();
+    assert_eq!(mine, vec![format!("{p}/a/b"), format!("{p}/c")]);
+    assert_eq!(other.get_ephemerals(&p).unwrap(), vec![format!("{p}/d")]);
+    if b.is_in_process() {
+        // FIXME(in-process): the Java client validates the prefix as a path
+        // (A.1), so `/p/` is refused before it is sent; the engine takes it.
+        assert!(other.get_ephemerals(&format!("{p}/")).is_ok());
+    } else {
+        assert_err(
+            other.get_ephemerals(&format!("{p}/")),
+            ErrorKind::InvalidPath,
+        );
+    }
+    // The prefix is a string prefix, not a path prefix.
+    assert_eq!(
+        s.get_ephemerals(&format!("{p}/a")).unwrap(),
+        vec![format!("{p}/a/b")]
+    );
+    s.sync(&p).unwrap();
+    other.set_data(&p, b"after", -1).unwrap();
+    s.sync(&p).unwrap();
+    assert_eq!(s.get_data(&p).unwrap().0, b"after");
+}
+
+/// I.1 (chroot): paths are relative to the chroot in requests, replies and
+/// events; getEphemerals is neither prefixed nor stripped, as in the Java client.
+pub fn chroot_is_invisible(b: &dyn Backend) {
+    let s = b.session();
+    let root = b.root(&*s, "chroot");
+    let Some(c) = b.session_in(&root) else {
+        return;
+    };
+    assert_eq!(c.create("/a", b"x", CreateMode::Persistent).unwrap(), "/a");
+    assert_eq!(s.get_data(&format!("{root}/a")).unwrap().0, b"x");
+    assert_eq!(c.get_children("/").unwrap(), vec!["a"]);
+    let (w, events) = Watcher::channel();
+    c.get_children_with("/a", Some(&w)).unwrap();
+    s.create(&format!("{root}/a/b"), b"", CreateMode::Persistent)
+        .unwrap();
+    expect_event(&events, EventType::NodeChildrenChanged, "/a");
+    let results = c
+        .multi(&[Op::create("/m-", b"", CreateMode::EphemeralSequential)])
+        .unwrap();
+    assert!(matches!(&results[0], OpResult::Create { path, .. } if path == "/m-0000000001"));
+    assert_eq!(
+        c.get_ephemerals("/").unwrap(),
+        vec![format!("{root}/m-0000000001")]
+    );
+    c.delete_all("/a").unwrap();
+    assert_eq!(s.get_children(&root).unwrap(), vec!["m-0000000001"]);
+}

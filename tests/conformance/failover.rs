@@ -1,0 +1,199 @@
+//! Sessions surviving the loss of a server, and the session rules of
+//! reconnects (`zookeeper-reference.md` C.5, C.6, D.6, I.1).
+//!
+//! The failover test runs when `INNKEEPER_ZK_ENSEMBLE` names a 3-server
+//! ensemble and `INNKEEPER_ZK_CTL` names a script with `server-stop N` and
+//! `server-start N` commands (`.ci/zookeeper.sh`), N being the server's
+//! position (1-based) in the connect string. The resume checks need only
+//! `INNKEEPER_ZK`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use innkeeper::{
+    AddWatchMode, Coordinator, CreateMode, ErrorKind, EventType, KeeperState, RemoteSession,
+    Watcher,
+};
+
+use crate::{Backend, Remote, EVENT_WAIT};
+
+fn ctl(script: &str, command: &str, n: usize) {
+    let status = Command::new(script)
+        .arg(command)
+        .arg(n.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(status.success(), "{script} {command} {n}: {status}");
+}
+
+/// Waits for a state event on the session's default stream.
+#[track_caller]
+fn wait_state(session: &RemoteSession, state: KeeperState, wait: Duration) {
+    let events = session.events();
+    let deadline = Instant::now() + wait;
+    loop {
+        match events.recv_deadline(deadline) {
+            Ok(e) if e.event_type == EventType::None && e.state == state => return,
+            Ok(_) => {}
+            Err(_) => panic!(
+                "no {state:?} within {wait:?}; state is {:?}",
+                session.state()
+            ),
+        }
+    }
+}
+
+#[test]
+fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
+    let (Ok(ensemble), Ok(script)) = (
+        std::env::var("INNKEEPER_ZK_ENSEMBLE"),
+        std::env::var("INNKEEPER_ZK_CTL"),
+    ) else {
+        eprintln!("INNKEEPER_ZK_ENSEMBLE / INNKEEPER_ZK_CTL not set: failover test skipped");
+        return;
+    };
+    let hosts: Vec<&str> = ensemble.split(',').collect();
+    let backend = Remote(ensemble.clone());
+    let s = Remote::connect(&ensemble);
+    let observer = Remote::connect(&ensemble);
+    let session_id = s.session_id();
+    let root = backend.root(&s, "failover");
+    // A lock the simple way: the lowest ephemeral sequential child holds it.
+    let lock = s
+        .create(
+            &format!("{root}/lock-"),
+            b"",
+            CreateMode::EphemeralSequential,
+        )
+        .unwrap();
+    assert_eq!(
+        observer.get_children(&root).unwrap(),
+        vec![&lock[root.len() + 1..]]
+    );
+    let (dw, data_events) = Watcher::channel();
+    s.get_data_with(&root, Some(&dw)).unwrap();
+    let (rw, recursive_events) = Watcher::channel();
+    s.add_watch(&root, AddWatchMode::PersistentRecursive, &rw)
+        .unwrap();
+    let (ew, exist_events) = Watcher::channel();
+    let later = format!("{root}/later");
+    assert_eq!(s.exists_with(&later, Some(&ew)).unwrap(), None);
+    // Drain SyncConnected from the default stream.
+    while s.events().try_recv().is_ok() {}
+
+    let server = s.server().expect("connected");
+    let n = hosts
+        .iter()
+        .position(|h| *h == server)
+        .expect("server in list")
+        + 1;
+    let started = Instant::now();
+    ctl(&script, "server-stop", n);
+    wait_state(&s, KeeperState::Disconnected, Duration::from_secs(15));
+    // The watcher hears it too (C.6).
+    let state_event = data_events
+        .wait(EVENT_WAIT)
+        .expect("Disconnected to watchers");
+    assert_eq!(state_event.state, KeeperState::Disconnected);
+    // A call made while disconnected waits for the reconnect.
+    let during = s.get_children(&root).unwrap();
+    wait_state(&s, KeeperState::SyncConnected, Duration::from_secs(20));
+    let failover = started.elapsed();
+    eprintln!(
+        "failover from {server} to {:?} took {failover:?}",
+        s.server()
+    );
+    assert_eq!(during, vec![&lock[root.len() + 1..]]);
+    assert_ne!(s.server().as_deref(), Some(server.as_str()));
+    assert_eq!(s.session_id(), session_id);
+    assert_eq!(s.state(), KeeperState::SyncConnected);
+    let state_event = data_events
+        .wait(EVENT_WAIT)
+        .expect("SyncConnected to watchers");
+    assert_eq!(state_event.state, KeeperState::SyncConnected);
+
+    // Ephemerals and the lock are still there and still ours.
+    assert_eq!(
+        observer.exists(&lock).unwrap().map(|st| st.ephemeral_owner),
+        Some(session_id)
+    );
+    assert_eq!(s.get_ephemerals(&root).unwrap(), vec![lock.clone()]);
+    let mut children = observer.get_children(&root).unwrap();
+    children.sort();
+    assert_eq!(format!("{root}/{}", children[0]), lock, "the lock is held");
+
+    // Watches were re-registered with SetWatches (D.6).
+    while recursive_events.try_recv().is_some() {}
+    observer.set_data(&root, b"after", -1).unwrap();
+    let event = data_events
+        .wait(EVENT_WAIT)
+        .expect("data watch after failover");
+    assert_eq!(
+        (event.event_type, event.path.as_deref()),
+        (EventType::NodeDataChanged, Some(root.as_str()))
+    );
+    let event = recursive_events.wait(EVENT_WAIT).expect("recursive watch");
+    assert_eq!(event.event_type, EventType::NodeDataChanged);
+    while exist_events.try_recv().is_some() {}
+    observer
+        .create(&later, b"", CreateMode::Persistent)
+        .unwrap();
+    let event = exist_events
+        .wait(EVENT_WAIT)
+        .expect("exist watch after failover");
+    assert_eq!(event.event_type, EventType::NodeCreated);
+
+    ctl(&script, "server-start", n);
+    // Closing releases the lock for everyone.
+    s.close().unwrap();
+    assert_eq!(observer.exists(&lock).unwrap(), None);
+    observer.delete_all(&root).unwrap();
+}
+
+#[test]
+fn resuming_with_a_wrong_password_is_expired() {
+    let Some(backend) = crate::remote() else {
+        eprintln!("INNKEEPER_ZK is not set: resume checks skipped");
+        return;
+    };
+    let s = Remote::connect(&backend.0);
+    let err = RemoteSession::builder(&backend.0)
+        .session_timeout(Duration::from_secs(10))
+        .resume(s.session_id(), &[0u8; 16])
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SessionExpired);
+    // ZooKeeper closes the session's other connection before it checks the
+    // password (C.1 step 6); the owner reconnects and keeps its session.
+    // A request in flight when that happens fails with ConnectionLoss, as
+    // in the Java client; a retry goes through once the session is back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match s.exists("/") {
+            Ok(stat) => break assert!(stat.is_some()),
+            Err(e) if e.kind() == ErrorKind::ConnectionLoss && Instant::now() < deadline => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(s.state(), KeeperState::SyncConnected);
+}
+
+#[test]
+fn closed_remote_sessions_refuse_work_and_resume_fails() {
+    let Some(backend) = crate::remote() else {
+        eprintln!("INNKEEPER_ZK is not set: resume checks skipped");
+        return;
+    };
+    let s = Remote::connect(&backend.0);
+    let (id, password) = (s.session_id(), s.password());
+    s.close().unwrap();
+    assert_eq!(s.state(), KeeperState::Closed);
+    assert_eq!(s.exists("/").unwrap_err().kind(), ErrorKind::SessionExpired);
+    let err = RemoteSession::builder(&backend.0)
+        .resume(id, &password)
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SessionExpired);
+    let closed_event = s.events().try_iter().last().expect("a Closed event");
+    assert_eq!(closed_event.state, KeeperState::Closed);
+}

@@ -1,0 +1,183 @@
+//! One conformance suite for every backend of [`Coordinator`].
+//!
+//! Each check is written once against `&dyn Backend` and cites the section
+//! of `zookeeper-reference.md` it checks. The `conformance!` macro turns a
+//! check into one test per backend:
+//!
+//! * `in_process`: a fresh `Keeper::in_memory()`; always runs.
+//! * `remote`: [`innkeeper::RemoteSession`] against the server(s) named by
+//!   `INNKEEPER_ZK` (a connect string: Apache ZooKeeper 3.8, or a running
+//!   `innkeeper serve`); passes without checking anything when it is unset.
+//!
+//! ZooKeeper is the reference: where the in-process engine differs today,
+//! the check asserts ZooKeeper's behaviour for the remote backend and the
+//! engine's current behaviour behind `b.is_in_process()` with a `FIXME`
+//! that names the disagreement.
+//!
+//! Checks share one server, so each works below its own fresh root node.
+//! `failover.rs` holds the ensemble tests (`INNKEEPER_ZK_ENSEMBLE`).
+
+mod checks;
+mod failover;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use innkeeper::{Coordinator, CreateMode, EventType, Keeper, RemoteSession, WatchedEvent};
+
+/// How long a check waits for an event that must come.
+pub const EVENT_WAIT: Duration = Duration::from_secs(5);
+/// How long a check waits to be sure an event does not come.
+pub const QUIET_WAIT: Duration = Duration::from_millis(300);
+
+/// Something that hands out sessions on one shared namespace.
+pub trait Backend {
+    /// A new session.
+    fn session(&self) -> Box<dyn Coordinator>;
+
+    /// A new session whose paths are relative to `chroot`, if the backend
+    /// supports chroots (only connect strings do).
+    fn session_in(&self, chroot: &str) -> Option<Box<dyn Coordinator>>;
+
+    /// True for the in-process engine, where known disagreements are asserted as they are today.
+    fn is_in_process(&self) -> bool;
+
+    /// A fresh, empty persistent node for one check, created by `session`.
+    fn root(&self, session: &dyn Coordinator, check: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = format!(
+            "/conformance-{check}-{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        session
+            .create(&path, b"", CreateMode::Persistent)
+            .expect("create the check's root");
+        path
+    }
+}
+
+/// The in-process engine.
+pub struct InProcess(Keeper);
+
+impl Backend for InProcess {
+    fn session(&self) -> Box<dyn Coordinator> {
+        Box::new(self.0.session().expect("in-process session"))
+    }
+
+    fn session_in(&self, _chroot: &str) -> Option<Box<dyn Coordinator>> {
+        None
+    }
+
+    fn is_in_process(&self) -> bool {
+        true
+    }
+}
+
+/// A server or ensemble reached through [`RemoteSession`].
+pub struct Remote(pub String);
+
+impl Remote {
+    /// A session with the suite's timeouts.
+    pub fn connect(connect_string: &str) -> RemoteSession {
+        RemoteSession::builder(connect_string)
+            .session_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(15))
+            .connect()
+            .unwrap_or_else(|e| panic!("connect to {connect_string}: {e}"))
+    }
+}
+
+impl Backend for Remote {
+    fn session(&self) -> Box<dyn Coordinator> {
+        Box::new(Remote::connect(&self.0))
+    }
+
+    fn session_in(&self, chroot: &str) -> Option<Box<dyn Coordinator>> {
+        Some(Box::new(Remote::connect(&format!("{}{chroot}", self.0))))
+    }
+
+    fn is_in_process(&self) -> bool {
+        false
+    }
+}
+
+pub fn in_process() -> InProcess {
+    InProcess(Keeper::in_memory().expect("in-memory keeper"))
+}
+
+/// The remote backend named by `INNKEEPER_ZK`, if any.
+pub fn remote() -> Option<Remote> {
+    std::env::var("INNKEEPER_ZK")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(Remote)
+}
+
+/// The next node event on a stream, skipping state events (a remote
+/// session reports `SyncConnected` on its default stream first, C.6).
+pub fn next_node_event(
+    events: &crossbeam_channel::Receiver<WatchedEvent>,
+    wait: Duration,
+) -> Option<WatchedEvent> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let event = events.recv_deadline(deadline).ok()?;
+        if event.event_type != EventType::None {
+            return Some(event);
+        }
+    }
+}
+
+/// One test per backend for a check `fn name(b: &dyn Backend)` in `checks`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn in_process() {
+                    $crate::checks::$name(&$crate::in_process());
+                }
+
+                #[test]
+                fn remote() {
+                    match $crate::remote() {
+                        Some(backend) => $crate::checks::$name(&backend),
+                        None => eprintln!("INNKEEPER_ZK is not set: remote check skipped"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+conformance!(
+    paths_are_validated_before_anything_else,
+    system_nodes,
+    create_checks_and_errors,
+    sequential_names,
+    null_and_empty_data,
+    data_limit,
+    stat_fields_per_operation,
+    delete_and_set_data_errors,
+    ephemerals_belong_to_their_session,
+    container_and_ttl_creation,
+    exists_watch_on_missing_node,
+    data_and_child_watches,
+    one_shot_watches_fire_once_per_session,
+    own_event_precedes_own_reply,
+    persistent_and_recursive_watches,
+    remove_and_check_watches,
+    multi_success_shape,
+    multi_failure_shape,
+    multi_read_per_op_errors,
+    acls_and_digest_auth,
+    acl_fixup_errors,
+    who_am_i_and_auth_failure,
+    counts_ephemerals_and_sync,
+    chroot_is_invisible,
+);
