@@ -25,7 +25,7 @@ use crate::session::{initial_session_id, password_for};
 use crate::state::{OpOutcome, State};
 use crate::store::Store;
 use crate::txn::{Txn, TxnOp};
-use crate::watch::{self, Change, Table, WatchMode, WatchTable};
+use crate::watch::{self, Table, WatchMode, WatchTable};
 
 /// Receives one session's notifications. Called with engine locks held:
 /// implementations must not block and must not call back into the engine.
@@ -376,11 +376,20 @@ impl Engine {
                     continue;
                 };
                 if self.config.filter_events_by_acl {
-                    let acl_path = match n.event {
-                        watch::EventType::NodeChildrenChanged => n.path.as_str(),
-                        _ => n.path.as_str(),
-                    };
-                    if let Some(acl) = change_acl(state, change, acl_path) {
+                    // ZooKeeper 3.8.4+ (ZOOKEEPER-4799): an event reaches a
+                    // session only if it may READ the node the event names.
+                    let acl = state
+                        .tree
+                        .get(&n.path)
+                        .map(|node| node.acl.clone())
+                        .or_else(|| {
+                            applied
+                                .deleted_acls
+                                .iter()
+                                .find(|(p, _)| *p == n.path)
+                                .map(|(_, a)| a.clone())
+                        });
+                    if let Some(acl) = acl {
                         if !check_acl(&acl, Perms::READ, &target.identities.read()) {
                             continue;
                         }
@@ -401,10 +410,7 @@ impl Engine {
             },
             TxnOp::CloseSession { session_id, .. } => {
                 watches.remove_session(*session_id);
-                if let Some(h) = self.hooks.write().remove(session_id) {
-                    let expired = h.attached.load(Ordering::Acquire);
-                    let _ = expired;
-                }
+                self.hooks.write().remove(session_id);
                 Written::Closed
             }
             TxnOp::Multi(_) => Written::Multi(Ok(applied.outcomes)),
@@ -857,14 +863,6 @@ fn server_event(event: watch::EventType) -> EventType {
     }
 }
 
-/// The ACL that decides whether a watcher may hear of `change` at `at`.
-fn change_acl(state: &State, change: &Change, at: &str) -> Option<Arc<[Acl]>> {
-    match change {
-        Change::Deleted(p) if p == at => None,
-        _ => state.tree.get(at).map(|n| n.acl.clone()),
-    }
-}
-
 /// Engines driven by the system clock; one process-wide thread ticks them
 /// all, so making a keeper costs no thread spawn.
 static TICKED: std::sync::OnceLock<Mutex<Vec<Weak<Engine>>>> = std::sync::OnceLock::new();
@@ -879,24 +877,31 @@ fn spawn_ticker(engine: Weak<Engine>) {
     if !first {
         return;
     }
-    let spawned = std::thread::Builder::new().name("innkeeper-ticker".into()).spawn(move || loop {
-        let engines: Vec<Arc<Engine>> = {
-            let mut list = list.lock();
-            list.retain(|w| w.upgrade().is_some_and(|e| !e.closed.load(Ordering::Acquire)));
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        let mut sleep_ms = 1000;
-        for engine in &engines {
-            let now = engine.clock.now_ms();
-            if now >= engine.next_tick_ms.load(Ordering::Acquire) {
-                engine.next_tick_ms.store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
-                engine.tick(now);
+    let spawned = std::thread::Builder::new()
+        .name("innkeeper-ticker".into())
+        .spawn(move || loop {
+            let engines: Vec<Arc<Engine>> = {
+                let mut list = list.lock();
+                list.retain(|w| {
+                    w.upgrade()
+                        .is_some_and(|e| !e.closed.load(Ordering::Acquire))
+                });
+                list.iter().filter_map(Weak::upgrade).collect()
+            };
+            let mut sleep_ms = 1000;
+            for engine in &engines {
+                let now = engine.clock.now_ms();
+                if now >= engine.next_tick_ms.load(Ordering::Acquire) {
+                    engine
+                        .next_tick_ms
+                        .store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
+                    engine.tick(now);
+                }
+                sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
             }
-            sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
-        }
-        drop(engines);
-        std::thread::sleep(Duration::from_millis(sleep_ms as u64));
-    });
+            drop(engines);
+            std::thread::sleep(Duration::from_millis(sleep_ms as u64));
+        });
     if let Err(e) = spawned {
         eprintln!("innkeeper: cannot start the expiry thread: {e}");
     }
