@@ -188,9 +188,7 @@ pub fn reference_valid(path: &str) -> bool {
     let mut last = slash;
     for i in 1..units.len() {
         let c = units[i];
-        if c == 0 {
-            return false;
-        } else if c == slash && last == slash {
+        if c == 0 || (c == slash && last == slash) {
             return false;
         } else if c == dot && last == dot {
             let before = units[i - 2];
