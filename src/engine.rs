@@ -586,12 +586,7 @@ impl Engine {
             }
             None => None,
         };
-        if let Some(register) = watch {
-            self.watches
-                .lock()
-                .add(Table::Data, p, session_id, WatchMode::Standard);
-            register(found.is_some());
-        }
+        self.watch_standard(Table::Data, p, session_id, watch, found.is_some());
         Ok(found)
     }
 
@@ -604,19 +599,8 @@ impl Engine {
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<DataAndStat> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
-        if let Some(register) = watch {
-            self.watches
-                .lock()
-                .add(Table::Data, p, session_id, WatchMode::Standard);
-            register(true);
-        }
+        let node = readable(&state, p, identities)?;
+        self.watch_standard(Table::Data, p, session_id, watch, true);
         Ok((node.data.clone(), node.stat()))
     }
 
@@ -629,20 +613,27 @@ impl Engine {
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<(Vec<String>, Stat)> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
-        if let Some(register) = watch {
+        let node = readable(&state, p, identities)?;
+        self.watch_standard(Table::Child, p, session_id, watch, true);
+        Ok((node.children.iter().cloned().collect(), node.stat()))
+    }
+
+    /// Registers a one-shot watch (server side, then client side through
+    /// `register`) while the caller still holds the state read lock.
+    fn watch_standard(
+        &self,
+        table: Table,
+        p: &str,
+        session_id: i64,
+        register: Option<&dyn Fn(bool)>,
+        exists: bool,
+    ) {
+        if let Some(register) = register {
             self.watches
                 .lock()
-                .add(Table::Child, p, session_id, WatchMode::Standard);
-            register(true);
+                .add(table, p, session_id, WatchMode::Standard);
+            register(exists);
         }
-        Ok((node.children.iter().cloned().collect(), node.stat()))
     }
 
     /// `getACL`: needs READ or ADMIN; digest ids are masked without ADMIN.
@@ -684,13 +675,7 @@ impl Engine {
         p: &str,
     ) -> Result<u64> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
+        readable(&state, p, identities)?;
         Ok(state.tree.count_descendants(p))
     }
 
@@ -847,6 +832,18 @@ impl TimeListener for Engine {
     fn time_advanced(&self, now_ms: i64) {
         self.tick(now_ms);
     }
+}
+
+/// The node at `p` if the identities may READ it (NoNode before NoAuth, F.2).
+fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<&'s crate::tree::Node> {
+    let node = state
+        .tree
+        .get(p)
+        .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+    if !check_acl(&node.acl, Perms::READ, identities) {
+        return Err(Error::with_path(ErrorKind::NoAuth, p));
+    }
+    Ok(node)
 }
 
 fn finish(slot: &Slot, result: Result<Written>) {
