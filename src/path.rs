@@ -136,13 +136,10 @@ pub fn join(parent: &str, name: &str) -> String {
 }
 
 /// The name a sequential create produces: the prefix and the counter as
-/// `%010d` (a negative counter prints its sign, as Java does).
+/// Java's `%010d` (after `i32` overflow the sign counts toward the width,
+/// as in Java: −5 prints `-000000005`).
 pub fn sequential_name(prefix: &str, counter: i32) -> String {
-    if counter < 0 {
-        format!("{prefix}-{:010}", -(i64::from(counter)))
-    } else {
-        format!("{prefix}{counter:010}")
-    }
+    format!("{prefix}{counter:010}")
 }
 
 /// True when `path` is `ancestor` or lies below it.
@@ -293,5 +290,6 @@ mod tests {
         assert_eq!(sequential_name("/q/n-", 0), "/q/n-0000000000");
         assert_eq!(sequential_name("/q/n-", 2147483647), "/q/n-2147483647");
         assert_eq!(sequential_name("/q/", -2147483648), "/q/-2147483648");
+        assert_eq!(sequential_name("/q/", -5), "/q/-000000005");
     }
 }
