@@ -14,7 +14,10 @@ use parking_lot::RwLock;
 const NODES: usize = 100_000;
 
 fn keeper() -> Keeper {
-    Keeper::builder().clock(ManualClock::new(1_700_000_000_000)).build().unwrap()
+    Keeper::builder()
+        .clock(ManualClock::new(1_700_000_000_000))
+        .build()
+        .unwrap()
 }
 
 fn key(i: usize) -> String {
@@ -27,31 +30,52 @@ fn get_data(c: &mut Criterion) {
     session.create("/n", b"", CreateMode::Persistent).unwrap();
     let baseline: Arc<RwLock<HashMap<String, Vec<u8>>>> = Arc::new(RwLock::new(HashMap::new()));
     for i in 0..NODES {
-        session.create(&key(i), b"sixteen-byte-val", CreateMode::Persistent).unwrap();
-        baseline.write().insert(key(i), b"sixteen-byte-val".to_vec());
+        session
+            .create(&key(i), b"sixteen-byte-val", CreateMode::Persistent)
+            .unwrap();
+        baseline
+            .write()
+            .insert(key(i), b"sixteen-byte-val".to_vec());
     }
     let keys: Arc<Vec<String>> = Arc::new((0..NODES).map(key).collect());
     let mut group = c.benchmark_group("get_data_100k");
     for threads in [1usize, 2] {
         let (s, k) = (session.clone(), keys.clone());
-        group.bench_with_input(BenchmarkId::new("innkeeper", threads), &threads, |b, &threads| {
-            b.iter_custom(|iters| run_threads(threads, iters, &k, |p| {
-                std::hint::black_box(s.get_data(p).unwrap());
-            }))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("innkeeper", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    run_threads(threads, iters, &k, |p| {
+                        std::hint::black_box(s.get_data(p).unwrap());
+                    })
+                })
+            },
+        );
         let (m, k) = (baseline.clone(), keys.clone());
-        group.bench_with_input(BenchmarkId::new("rwlock_hashmap", threads), &threads, |b, &threads| {
-            b.iter_custom(|iters| run_threads(threads, iters, &k, |p| {
-                std::hint::black_box(m.read().get(p).cloned().unwrap());
-            }))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("rwlock_hashmap", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    run_threads(threads, iters, &k, |p| {
+                        std::hint::black_box(m.read().get(p).cloned().unwrap());
+                    })
+                })
+            },
+        );
     }
     group.finish();
 }
 
 /// Each of `threads` threads does `iters` ops; returns the wall time, so
 /// one "iteration" is one op on every thread at once.
-fn run_threads(threads: usize, iters: u64, keys: &Arc<Vec<String>>, op: impl Fn(&str) + Sync) -> Duration {
+fn run_threads(
+    threads: usize,
+    iters: u64,
+    keys: &Arc<Vec<String>>,
+    op: impl Fn(&str) + Sync,
+) -> Duration {
     let start = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -77,19 +101,31 @@ fn writes(c: &mut Criterion) {
     group.bench_function("create", |b| {
         b.iter(|| {
             n += 1;
-            session.create(&format!("/w/c{n}"), b"value", CreateMode::Persistent).unwrap()
+            session
+                .create(&format!("/w/c{n}"), b"value", CreateMode::Persistent)
+                .unwrap()
         })
     });
-    session.create("/w/set", b"", CreateMode::Persistent).unwrap();
-    group.bench_function("set_data", |b| b.iter(|| session.set_data("/w/set", b"value", -1).unwrap()));
+    session
+        .create("/w/set", b"", CreateMode::Persistent)
+        .unwrap();
+    group.bench_function("set_data", |b| {
+        b.iter(|| session.set_data("/w/set", b"value", -1).unwrap())
+    });
     group.bench_function("create_then_delete", |b| {
         b.iter(|| {
-            session.create("/w/tmp", b"", CreateMode::Persistent).unwrap();
+            session
+                .create("/w/tmp", b"", CreateMode::Persistent)
+                .unwrap();
             session.delete("/w/tmp", -1).unwrap();
         })
     });
-    let ops: Vec<Op> = (0..10).map(|i| Op::create(format!("/w/m{i}"), b"v", CreateMode::Persistent)).collect();
-    let deletes: Vec<Op> = (0..10).map(|i| Op::delete(format!("/w/m{i}"), -1)).collect();
+    let ops: Vec<Op> = (0..10)
+        .map(|i| Op::create(format!("/w/m{i}"), b"v", CreateMode::Persistent))
+        .collect();
+    let deletes: Vec<Op> = (0..10)
+        .map(|i| Op::delete(format!("/w/m{i}"), -1))
+        .collect();
     group.bench_function("multi_10_creates_plus_multi_10_deletes", |b| {
         b.iter(|| {
             session.multi(&ops).unwrap();
@@ -103,13 +139,17 @@ fn watches(c: &mut Criterion) {
     let keeper = keeper();
     let writer = keeper.session().unwrap();
     let watcher_session = keeper.session().unwrap();
-    writer.create("/watched", b"", CreateMode::Persistent).unwrap();
+    writer
+        .create("/watched", b"", CreateMode::Persistent)
+        .unwrap();
     let (watcher, events) = Watcher::channel();
     c.bench_function("watch_fire_to_receive", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                watcher_session.get_data_with("/watched", Some(&watcher)).unwrap();
+                watcher_session
+                    .get_data_with("/watched", Some(&watcher))
+                    .unwrap();
                 let start = Instant::now();
                 writer.set_data("/watched", b"x", -1).unwrap();
                 events.wait(Duration::from_secs(1)).unwrap();

@@ -475,10 +475,13 @@ impl KeeperBuilder {
     }
 }
 
+/// A per-keeper secret for session passwords: std's randomly keyed hasher
+/// (seeded from the OS), mixed with the time.
 fn secret_from(now_ms: i64) -> u64 {
-    let local = 0u8;
-    let addr = &local as *const u8 as u64;
-    (now_ms as u64).rotate_left(17) ^ addr ^ u64::from(std::process::id()).rotate_left(41)
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(now_ms);
+    hasher.finish()
 }
 
 /// A coordination engine: a namespace of nodes, sessions and watches.

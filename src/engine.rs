@@ -25,7 +25,7 @@ use crate::session::{initial_session_id, password_for};
 use crate::state::{OpOutcome, State};
 use crate::store::Store;
 use crate::txn::{Txn, TxnOp};
-use crate::watch::{self, Change, Table, WatchMode, WatchTable};
+use crate::watch::{self, Table, WatchMode, WatchTable};
 
 /// Receives one session's notifications. Called with engine locks held:
 /// implementations must not block and must not call back into the engine.
@@ -376,11 +376,20 @@ impl Engine {
                     continue;
                 };
                 if self.config.filter_events_by_acl {
-                    let acl_path = match n.event {
-                        watch::EventType::NodeChildrenChanged => n.path.as_str(),
-                        _ => n.path.as_str(),
-                    };
-                    if let Some(acl) = change_acl(state, change, acl_path) {
+                    // ZooKeeper 3.8.4+ (ZOOKEEPER-4799): an event reaches a
+                    // session only if it may READ the node the event names.
+                    let acl = state
+                        .tree
+                        .get(&n.path)
+                        .map(|node| node.acl.clone())
+                        .or_else(|| {
+                            applied
+                                .deleted_acls
+                                .iter()
+                                .find(|(p, _)| *p == n.path)
+                                .map(|(_, a)| a.clone())
+                        });
+                    if let Some(acl) = acl {
                         if !check_acl(&acl, Perms::READ, &target.identities.read()) {
                             continue;
                         }
@@ -401,10 +410,7 @@ impl Engine {
             },
             TxnOp::CloseSession { session_id, .. } => {
                 watches.remove_session(*session_id);
-                if let Some(h) = self.hooks.write().remove(session_id) {
-                    let expired = h.attached.load(Ordering::Acquire);
-                    let _ = expired;
-                }
+                self.hooks.write().remove(session_id);
                 Written::Closed
             }
             TxnOp::Multi(_) => Written::Multi(Ok(applied.outcomes)),
@@ -580,12 +586,7 @@ impl Engine {
             }
             None => None,
         };
-        if let Some(register) = watch {
-            self.watches
-                .lock()
-                .add(Table::Data, p, session_id, WatchMode::Standard);
-            register(found.is_some());
-        }
+        self.watch_standard(Table::Data, p, session_id, watch, found.is_some());
         Ok(found)
     }
 
@@ -598,19 +599,8 @@ impl Engine {
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<DataAndStat> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
-        if let Some(register) = watch {
-            self.watches
-                .lock()
-                .add(Table::Data, p, session_id, WatchMode::Standard);
-            register(true);
-        }
+        let node = readable(&state, p, identities)?;
+        self.watch_standard(Table::Data, p, session_id, watch, true);
         Ok((node.data.clone(), node.stat()))
     }
 
@@ -623,20 +613,27 @@ impl Engine {
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<(Vec<String>, Stat)> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
-        if let Some(register) = watch {
+        let node = readable(&state, p, identities)?;
+        self.watch_standard(Table::Child, p, session_id, watch, true);
+        Ok((node.children.iter().cloned().collect(), node.stat()))
+    }
+
+    /// Registers a one-shot watch (server side, then client side through
+    /// `register`) while the caller still holds the state read lock.
+    fn watch_standard(
+        &self,
+        table: Table,
+        p: &str,
+        session_id: i64,
+        register: Option<&dyn Fn(bool)>,
+        exists: bool,
+    ) {
+        if let Some(register) = register {
             self.watches
                 .lock()
-                .add(Table::Child, p, session_id, WatchMode::Standard);
-            register(true);
+                .add(table, p, session_id, WatchMode::Standard);
+            register(exists);
         }
-        Ok((node.children.iter().cloned().collect(), node.stat()))
     }
 
     /// `getACL`: needs READ or ADMIN; digest ids are masked without ADMIN.
@@ -678,13 +675,7 @@ impl Engine {
         p: &str,
     ) -> Result<u64> {
         let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(p)
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
+        readable(&state, p, identities)?;
         Ok(state.tree.count_descendants(p))
     }
 
@@ -843,6 +834,18 @@ impl TimeListener for Engine {
     }
 }
 
+/// The node at `p` if the identities may READ it (NoNode before NoAuth, F.2).
+fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<&'s crate::tree::Node> {
+    let node = state
+        .tree
+        .get(p)
+        .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+    if !check_acl(&node.acl, Perms::READ, identities) {
+        return Err(Error::with_path(ErrorKind::NoAuth, p));
+    }
+    Ok(node)
+}
+
 fn finish(slot: &Slot, result: Result<Written>) {
     *slot.result.lock() = Some(result);
     slot.ready.notify_all();
@@ -854,14 +857,6 @@ fn server_event(event: watch::EventType) -> EventType {
         watch::EventType::NodeDeleted => EventType::NodeDeleted,
         watch::EventType::NodeDataChanged => EventType::NodeDataChanged,
         watch::EventType::NodeChildrenChanged => EventType::NodeChildrenChanged,
-    }
-}
-
-/// The ACL that decides whether a watcher may hear of `change` at `at`.
-fn change_acl(state: &State, change: &Change, at: &str) -> Option<Arc<[Acl]>> {
-    match change {
-        Change::Deleted(p) if p == at => None,
-        _ => state.tree.get(at).map(|n| n.acl.clone()),
     }
 }
 
@@ -879,24 +874,31 @@ fn spawn_ticker(engine: Weak<Engine>) {
     if !first {
         return;
     }
-    let spawned = std::thread::Builder::new().name("innkeeper-ticker".into()).spawn(move || loop {
-        let engines: Vec<Arc<Engine>> = {
-            let mut list = list.lock();
-            list.retain(|w| w.upgrade().is_some_and(|e| !e.closed.load(Ordering::Acquire)));
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        let mut sleep_ms = 1000;
-        for engine in &engines {
-            let now = engine.clock.now_ms();
-            if now >= engine.next_tick_ms.load(Ordering::Acquire) {
-                engine.next_tick_ms.store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
-                engine.tick(now);
+    let spawned = std::thread::Builder::new()
+        .name("innkeeper-ticker".into())
+        .spawn(move || loop {
+            let engines: Vec<Arc<Engine>> = {
+                let mut list = list.lock();
+                list.retain(|w| {
+                    w.upgrade()
+                        .is_some_and(|e| !e.closed.load(Ordering::Acquire))
+                });
+                list.iter().filter_map(Weak::upgrade).collect()
+            };
+            let mut sleep_ms = 1000;
+            for engine in &engines {
+                let now = engine.clock.now_ms();
+                if now >= engine.next_tick_ms.load(Ordering::Acquire) {
+                    engine
+                        .next_tick_ms
+                        .store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
+                    engine.tick(now);
+                }
+                sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
             }
-            sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
-        }
-        drop(engines);
-        std::thread::sleep(Duration::from_millis(sleep_ms as u64));
-    });
+            drop(engines);
+            std::thread::sleep(Duration::from_millis(sleep_ms as u64));
+        });
     if let Err(e) = spawned {
         eprintln!("innkeeper: cannot start the expiry thread: {e}");
     }

@@ -136,13 +136,10 @@ pub fn join(parent: &str, name: &str) -> String {
 }
 
 /// The name a sequential create produces: the prefix and the counter as
-/// `%010d` (a negative counter prints its sign, as Java does).
+/// Java's `%010d` (after `i32` overflow the sign counts toward the width,
+/// as in Java: −5 prints `-000000005`).
 pub fn sequential_name(prefix: &str, counter: i32) -> String {
-    if counter < 0 {
-        format!("{prefix}-{:010}", -(i64::from(counter)))
-    } else {
-        format!("{prefix}{counter:010}")
-    }
+    format!("{prefix}{counter:010}")
 }
 
 /// True when `path` is `ancestor` or lies below it.
@@ -168,9 +165,62 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// A deliberately plain second implementation of the rules, working on
+/// UTF-16 units as ZooKeeper's Java code does. Tests and the `path` fuzz
+/// target check that [`check`] agrees with it on every input.
+#[doc(hidden)]
+pub fn reference_valid(path: &str) -> bool {
+    let units: Vec<u16> = path.encode_utf16().collect();
+    if units.is_empty() || units[0] != u16::from(b'/') {
+        return false;
+    }
+    if units.len() == 1 {
+        return true;
+    }
+    if units[units.len() - 1] == u16::from(b'/') {
+        return false;
+    }
+    let slash = u16::from(b'/');
+    let dot = u16::from(b'.');
+    let mut last = slash;
+    for i in 1..units.len() {
+        let c = units[i];
+        if c == 0 || (c == slash && last == slash) {
+            return false;
+        } else if c == dot && last == dot {
+            let before = units[i - 2];
+            let after_ends = i + 1 == units.len() || units[i + 1] == slash;
+            if before == slash && after_ends {
+                return false;
+            }
+        } else if c == dot {
+            let after_ends = i + 1 == units.len() || units[i + 1] == slash;
+            if units[i - 1] == slash && after_ends {
+                return false;
+            }
+        } else if (0x0001..=0x001f).contains(&c)
+            || (0x007f..=0x009f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || (0xfff0..=0xffff).contains(&c)
+        {
+            return false;
+        }
+        last = c;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn check_agrees_with_the_reference(path in "[/a.\\x00\\x01\\u{7f}\\u{e000}\\u{fff5}\\u{1f600}é ]{0,12}") {
+            prop_assert_eq!(check(&path).is_ok(), reference_valid(&path), "{:?}", path);
+        }
+    }
 
     // Reference: zookeeper-reference.md A.1.
     #[test]
@@ -240,5 +290,6 @@ mod tests {
         assert_eq!(sequential_name("/q/n-", 0), "/q/n-0000000000");
         assert_eq!(sequential_name("/q/n-", 2147483647), "/q/n-2147483647");
         assert_eq!(sequential_name("/q/", -2147483648), "/q/-2147483648");
+        assert_eq!(sequential_name("/q/", -5), "/q/-000000005");
     }
 }

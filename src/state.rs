@@ -4,7 +4,9 @@
 //! Applying is deterministic: the same txns in the same order give the same
 //! state, which is what lets the store replay them after a crash.
 
-use crate::node::Stat;
+use std::sync::Arc;
+
+use crate::node::{Acl, Stat};
 use crate::session::SessionTable;
 use crate::tree::Tree;
 use crate::txn::{Txn, TxnOp};
@@ -45,6 +47,8 @@ pub struct Applied {
     pub outcomes: Vec<OpOutcome>,
     /// Node changes in apply order, for the watch table.
     pub changes: Vec<Change>,
+    /// ACLs of the nodes deleted, so watch delivery can still check READ.
+    pub deleted_acls: Vec<(String, Arc<[Acl]>)>,
 }
 
 impl State {
@@ -101,7 +105,8 @@ impl State {
                 ephemerals,
             } => {
                 for p in ephemerals {
-                    if self.tree.remove(p, zxid).is_some() {
+                    if let Some(node) = self.tree.remove(p, zxid) {
+                        applied.deleted_acls.push((p.clone(), node.acl));
                         applied.changes.push(Change::Deleted(p.clone()));
                     } else {
                         problem.get_or_insert_with(|| format!("close: ephemeral {p} missing"));
@@ -129,7 +134,8 @@ impl State {
                 }
             }
             TxnOp::Delete { path } => {
-                if self.tree.remove(path, zxid).is_some() {
+                if let Some(node) = self.tree.remove(path, zxid) {
+                    applied.deleted_acls.push((path.clone(), node.acl));
                     applied.changes.push(Change::Deleted(path.clone()));
                     applied.outcomes.push(OpOutcome::Deleted);
                 } else {

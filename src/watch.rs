@@ -22,7 +22,8 @@ pub enum WatchMode {
     PersistentRecursive,
 }
 
-/// Event types the server sends (D.2).
+/// Event types the server sends (D.2); named as ZooKeeper names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     /// The node was created.

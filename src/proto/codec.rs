@@ -35,7 +35,11 @@ pub enum DecodeErrorKind {
 
 impl DecodeError {
     pub(crate) fn malformed(offset: usize, reason: &'static str) -> DecodeError {
-        DecodeError { offset, reason, kind: DecodeErrorKind::Malformed }
+        DecodeError {
+            offset,
+            reason,
+            kind: DecodeErrorKind::Malformed,
+        }
     }
 
     pub(crate) fn unknown_opcode(offset: usize, opcode: i32) -> DecodeError {
@@ -110,8 +114,9 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        let taken =
-            rest.get(..n).ok_or(DecodeError::malformed(self.pos, "unexpected end of input"))?;
+        let taken = rest
+            .get(..n)
+            .ok_or(DecodeError::malformed(self.pos, "unexpected end of input"))?;
         self.pos += n;
         Ok(taken)
     }
@@ -145,13 +150,18 @@ impl<'a> Reader<'a> {
         if len == -1 {
             return Ok(None);
         }
-        usize::try_from(len).map(Some).map_err(|_| DecodeError::malformed(at, "negative length"))
+        usize::try_from(len)
+            .map(Some)
+            .map_err(|_| DecodeError::malformed(at, "negative length"))
     }
 
     /// Bytes whose length prefix was just read at `at`.
     fn read_counted(&mut self, at: usize, len: usize) -> Result<&'a [u8], DecodeError> {
         if len > self.remaining() {
-            return Err(DecodeError::malformed(at, "length exceeds the remaining input"));
+            return Err(DecodeError::malformed(
+                at,
+                "length exceeds the remaining input",
+            ));
         }
         self.take(len)
     }
@@ -198,10 +208,14 @@ impl<'a> Reader<'a> {
         let Some(count) = self.read_len()? else {
             return Ok(Vec::new());
         };
-        let fits =
-            count.checked_mul(T::MIN_LEN.max(1)).is_some_and(|needed| needed <= self.remaining());
+        let fits = count
+            .checked_mul(T::MIN_LEN.max(1))
+            .is_some_and(|needed| needed <= self.remaining());
         if !fits {
-            return Err(DecodeError::malformed(at, "vector count exceeds the remaining input"));
+            return Err(DecodeError::malformed(
+                at,
+                "vector count exceeds the remaining input",
+            ));
         }
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
@@ -232,7 +246,10 @@ impl Writer {
     /// A writer that reserves the frame length prefix, filled in by
     /// [`Writer::finish`] (`zookeeper-reference.md` H.1).
     pub fn framed() -> Writer {
-        Writer { bytes: vec![0; 4], framed: true }
+        Writer {
+            bytes: vec![0; 4],
+            framed: true,
+        }
     }
 
     /// The bytes written, with the length prefix set if the writer is framed.
@@ -390,7 +407,10 @@ impl Record for Id {
     const MIN_LEN: usize = 8;
 
     fn read(r: &mut Reader<'_>) -> Result<Id, DecodeError> {
-        Ok(Id { scheme: r.read_string()?, id: r.read_string()? })
+        Ok(Id {
+            scheme: r.read_string()?,
+            id: r.read_string()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -404,7 +424,10 @@ impl Record for Acl {
     const MIN_LEN: usize = 4 + Id::MIN_LEN;
 
     fn read(r: &mut Reader<'_>) -> Result<Acl, DecodeError> {
-        Ok(Acl { perms: Perms(r.read_i32()?), id: r.read_record()? })
+        Ok(Acl {
+            perms: Perms(r.read_i32()?),
+            id: r.read_record()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -431,7 +454,10 @@ mod tests {
             w.write_i64(-2);
             w.write_bool(true);
         });
-        assert_eq!(b, [1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 1]);
+        assert_eq!(
+            b,
+            [1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 1]
+        );
         let mut r = Reader::new(&b);
         assert_eq!(r.read_i32(), Ok(0x0102_0304));
         assert_eq!(r.read_i64(), Ok(-2));
@@ -465,7 +491,13 @@ mod tests {
         assert_eq!(Reader::new(&null).read_string(), Ok(String::new()));
         assert_eq!(Reader::new(&null).read_vector::<Acl>(), Ok(Vec::new()));
         let acl = Acl::new(Perms::READ, Id::new("auth", ""));
-        let kazoo = [&[0, 0, 0, 1][..], &[0, 0, 0, 1, 0, 0, 0, 4], b"auth", &[0xff; 4]].concat();
+        let kazoo = [
+            &[0, 0, 0, 1][..],
+            &[0, 0, 0, 1, 0, 0, 0, 4],
+            b"auth",
+            &[0xff; 4],
+        ]
+        .concat();
         assert_eq!(Reader::new(&kazoo).read_vector::<Acl>(), Ok(vec![acl]));
     }
 
@@ -501,7 +533,10 @@ mod tests {
         let mut r = Reader::new(&b);
         assert_eq!(r.read_i32(), Ok(0));
         let err = r.read_ustring().unwrap_err();
-        assert_eq!((err.offset(), err.reason()), (4, "string is not valid utf-8"));
+        assert_eq!(
+            (err.offset(), err.reason()),
+            (4, "string is not valid utf-8")
+        );
         assert_eq!(err.to_string(), "string is not valid utf-8 at byte 4");
     }
 

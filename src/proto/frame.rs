@@ -28,7 +28,11 @@ impl FrameError {
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame length {} is outside 0..={}", self.declared_len, self.max_len)
+        write!(
+            f,
+            "frame length {} is outside 0..={}",
+            self.declared_len, self.max_len
+        )
     }
 }
 
@@ -61,7 +65,11 @@ impl FrameSplitter {
 
     /// A splitter that rejects frame bodies longer than `max_len` bytes.
     pub fn with_max_len(max_len: usize) -> FrameSplitter {
-        FrameSplitter { buffer: Vec::new(), start: 0, max_len }
+        FrameSplitter {
+            buffer: Vec::new(),
+            start: 0,
+            max_len,
+        }
     }
 
     /// Appends bytes read from the stream.
@@ -91,7 +99,10 @@ impl FrameSplitter {
         let body_len = usize::try_from(declared_len)
             .ok()
             .filter(|&len| len <= self.max_len)
-            .ok_or(FrameError { declared_len, max_len: self.max_len })?;
+            .ok_or(FrameError {
+                declared_len,
+                max_len: self.max_len,
+            })?;
         let Some(body) = pending.get(4..).and_then(|rest| rest.get(..body_len)) else {
             return Ok(None);
         };
@@ -113,7 +124,9 @@ pub const FOUR_LETTER_WORDS: [&str; 18] = [
 /// with fewer than four bytes.
 pub fn four_letter_word(first_bytes: &[u8]) -> Option<&'static str> {
     let head = first_bytes.get(..4)?;
-    FOUR_LETTER_WORDS.into_iter().find(|word| word.as_bytes() == head)
+    FOUR_LETTER_WORDS
+        .into_iter()
+        .find(|word| word.as_bytes() == head)
 }
 
 #[cfg(test)]
@@ -156,8 +169,14 @@ mod tests {
         let mut split = FrameSplitter::new();
         split.push(&0x0010_0000i32.to_be_bytes());
         let err = split.next_frame().unwrap_err();
-        assert_eq!((err.declared_len(), err.max_len()), (0x10_0000, MAX_FRAME_LEN));
-        assert_eq!(err.to_string(), "frame length 1048576 is outside 0..=1048575");
+        assert_eq!(
+            (err.declared_len(), err.max_len()),
+            (0x10_0000, MAX_FRAME_LEN)
+        );
+        assert_eq!(
+            err.to_string(),
+            "frame length 1048576 is outside 0..=1048575"
+        );
         assert_eq!(split.next_frame(), Err(err), "the error is sticky");
 
         let mut split = FrameSplitter::new();
@@ -166,7 +185,11 @@ mod tests {
 
         let mut split = FrameSplitter::new();
         split.push(&0x000F_FFFFi32.to_be_bytes());
-        assert_eq!(split.next_frame(), Ok(None), "the maximum itself is allowed");
+        assert_eq!(
+            split.next_frame(),
+            Ok(None),
+            "the maximum itself is allowed"
+        );
 
         let mut split = FrameSplitter::with_max_len(2);
         split.push(&frame(b"abc"));
@@ -184,7 +207,10 @@ mod tests {
         for word in FOUR_LETTER_WORDS {
             assert_eq!(four_letter_word(word.as_bytes()), Some(word));
             let as_len = i32::from_be_bytes(word.as_bytes().try_into().unwrap());
-            assert!(usize::try_from(as_len).unwrap() > MAX_FRAME_LEN, "{word} is a valid length");
+            assert!(
+                usize::try_from(as_len).unwrap() > MAX_FRAME_LEN,
+                "{word} is a valid length"
+            );
         }
         assert_eq!(0x72756f6b, i32::from_be_bytes(*b"ruok"));
     }

@@ -211,24 +211,44 @@ impl Request {
             Request::Ping | Request::WhoAmI | Request::CloseSession => {}
             Request::Multi(ops) => write_multi(w, ops),
             Request::MultiRead(ops) => write_multi(w, ops),
-            Request::Reconfig { joining_servers, leaving_servers, new_members, cur_config_id } => {
+            Request::Reconfig {
+                joining_servers,
+                leaving_servers,
+                new_members,
+                cur_config_id,
+            } => {
                 w.write_ustring(joining_servers.as_deref());
                 w.write_ustring(leaving_servers.as_deref());
                 w.write_ustring(new_members.as_deref());
                 w.write_i64(*cur_config_id);
             }
-            Request::CheckWatches { path, watcher_type: mode }
-            | Request::RemoveWatches { path, watcher_type: mode }
+            Request::CheckWatches {
+                path,
+                watcher_type: mode,
+            }
+            | Request::RemoveWatches {
+                path,
+                watcher_type: mode,
+            }
             | Request::AddWatch { path, mode } => {
                 w.write_string(path);
                 w.write_i32(*mode);
             }
-            Request::Auth { auth_type, scheme, auth } => {
+            Request::Auth {
+                auth_type,
+                scheme,
+                auth,
+            } => {
                 w.write_i32(*auth_type);
                 w.write_string(scheme);
                 w.write_bytes(auth);
             }
-            Request::SetWatches { relative_zxid, data_watches, exist_watches, child_watches } => {
+            Request::SetWatches {
+                relative_zxid,
+                data_watches,
+                exist_watches,
+                child_watches,
+            } => {
                 w.write_i64(*relative_zxid);
                 w.write_vector(data_watches);
                 w.write_vector(exist_watches);
@@ -259,17 +279,24 @@ impl Request {
         }
         Ok(match op {
             opcode::DELETE => Request::Delete(r.read_record()?),
-            opcode::EXISTS => Request::Exists { path: r.read_string()?, watch: r.read_bool()? },
+            opcode::EXISTS => Request::Exists {
+                path: r.read_string()?,
+                watch: r.read_bool()?,
+            },
             opcode::GET_DATA => Request::GetData(r.read_record()?),
             opcode::SET_DATA => Request::SetData(r.read_record()?),
-            opcode::GET_ACL => Request::GetAcl { path: r.read_string()? },
+            opcode::GET_ACL => Request::GetAcl {
+                path: r.read_string()?,
+            },
             opcode::SET_ACL => Request::SetAcl {
                 path: r.read_string()?,
                 acl: r.read_vector()?,
                 version: r.read_i32()?,
             },
             opcode::GET_CHILDREN => Request::GetChildren(r.read_record()?),
-            opcode::SYNC => Request::Sync { path: r.read_string()? },
+            opcode::SYNC => Request::Sync {
+                path: r.read_string()?,
+            },
             opcode::PING => Request::Ping,
             opcode::GET_CHILDREN2 => Request::GetChildren2(r.read_record()?),
             opcode::CHECK => Request::Check(r.read_record()?),
@@ -280,12 +307,14 @@ impl Request {
                 new_members: r.read_ustring()?,
                 cur_config_id: r.read_i64()?,
             },
-            opcode::CHECK_WATCHES => {
-                Request::CheckWatches { path: r.read_string()?, watcher_type: r.read_i32()? }
-            }
-            opcode::REMOVE_WATCHES => {
-                Request::RemoveWatches { path: r.read_string()?, watcher_type: r.read_i32()? }
-            }
+            opcode::CHECK_WATCHES => Request::CheckWatches {
+                path: r.read_string()?,
+                watcher_type: r.read_i32()?,
+            },
+            opcode::REMOVE_WATCHES => Request::RemoveWatches {
+                path: r.read_string()?,
+                watcher_type: r.read_i32()?,
+            },
             opcode::MULTI_READ => Request::MultiRead(read_multi(r)?),
             opcode::AUTH => Request::Auth {
                 auth_type: r.read_i32()?,
@@ -306,12 +335,19 @@ impl Request {
                 persistent_watches: r.read_vector()?,
                 persistent_recursive_watches: r.read_vector()?,
             },
-            opcode::SASL => Request::Sasl { token: r.read_bytes()? },
-            opcode::GET_EPHEMERALS => Request::GetEphemerals { prefix_path: r.read_string()? },
-            opcode::GET_ALL_CHILDREN_NUMBER => {
-                Request::GetAllChildrenNumber { path: r.read_string()? }
-            }
-            opcode::ADD_WATCH => Request::AddWatch { path: r.read_string()?, mode: r.read_i32()? },
+            opcode::SASL => Request::Sasl {
+                token: r.read_bytes()?,
+            },
+            opcode::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix_path: r.read_string()?,
+            },
+            opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
+                path: r.read_string()?,
+            },
+            opcode::ADD_WATCH => Request::AddWatch {
+                path: r.read_string()?,
+                mode: r.read_i32()?,
+            },
             opcode::WHO_AM_I => Request::WhoAmI,
             opcode::CLOSE_SESSION => Request::CloseSession,
             _ => return Err(DecodeError::unknown_opcode(OPCODE_OFFSET, op)),
@@ -456,7 +492,9 @@ impl Response {
                 w.write_record(stat);
             }
             Response::GetChildren { children }
-            | Response::GetEphemerals { ephemerals: children } => {
+            | Response::GetEphemerals {
+                ephemerals: children,
+            } => {
                 w.write_vector(children);
             }
             Response::GetChildren2 { children, stat } => {
@@ -474,10 +512,13 @@ impl Response {
 
     fn read(op: i32, r: &mut Reader<'_>) -> Result<Response, DecodeError> {
         Ok(match op {
-            opcode::CREATE => Response::Create { path: r.read_string()? },
-            opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
-                Response::Create2 { path: r.read_string()?, stat: r.read_record()? }
-            }
+            opcode::CREATE => Response::Create {
+                path: r.read_string()?,
+            },
+            opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => Response::Create2 {
+                path: r.read_string()?,
+                stat: r.read_record()?,
+            },
             opcode::DELETE
             | opcode::CHECK
             | opcode::PING
@@ -487,30 +528,51 @@ impl Response {
             | opcode::CHECK_WATCHES
             | opcode::REMOVE_WATCHES
             | opcode::CLOSE_SESSION => Response::Empty,
-            opcode::EXISTS => Response::Exists { stat: r.read_record()? },
-            opcode::GET_DATA | opcode::RECONFIG => {
-                Response::GetData { data: r.read_buffer()?, stat: r.read_record()? }
-            }
-            opcode::SET_DATA => Response::SetData { stat: r.read_record()? },
-            opcode::GET_ACL => Response::GetAcl { acl: r.read_vector()?, stat: r.read_record()? },
-            opcode::SET_ACL => Response::SetAcl { stat: r.read_record()? },
-            opcode::GET_CHILDREN => Response::GetChildren { children: r.read_vector()? },
-            opcode::SYNC => Response::Sync { path: r.read_string()? },
-            opcode::GET_CHILDREN2 => {
-                Response::GetChildren2 { children: r.read_vector()?, stat: r.read_record()? }
-            }
+            opcode::EXISTS => Response::Exists {
+                stat: r.read_record()?,
+            },
+            opcode::GET_DATA | opcode::RECONFIG => Response::GetData {
+                data: r.read_buffer()?,
+                stat: r.read_record()?,
+            },
+            opcode::SET_DATA => Response::SetData {
+                stat: r.read_record()?,
+            },
+            opcode::GET_ACL => Response::GetAcl {
+                acl: r.read_vector()?,
+                stat: r.read_record()?,
+            },
+            opcode::SET_ACL => Response::SetAcl {
+                stat: r.read_record()?,
+            },
+            opcode::GET_CHILDREN => Response::GetChildren {
+                children: r.read_vector()?,
+            },
+            opcode::SYNC => Response::Sync {
+                path: r.read_string()?,
+            },
+            opcode::GET_CHILDREN2 => Response::GetChildren2 {
+                children: r.read_vector()?,
+                stat: r.read_record()?,
+            },
             opcode::MULTI => Response::Multi(read_multi(r)?),
             opcode::MULTI_READ => Response::MultiRead(read_multi(r)?),
-            opcode::SASL => Response::Sasl { token: r.read_bytes()? },
-            opcode::GET_EPHEMERALS => Response::GetEphemerals { ephemerals: r.read_vector()? },
-            opcode::GET_ALL_CHILDREN_NUMBER => {
-                Response::GetAllChildrenNumber { total_number: r.read_i32()? }
-            }
+            opcode::SASL => Response::Sasl {
+                token: r.read_bytes()?,
+            },
+            opcode::GET_EPHEMERALS => Response::GetEphemerals {
+                ephemerals: r.read_vector()?,
+            },
+            opcode::GET_ALL_CHILDREN_NUMBER => Response::GetAllChildrenNumber {
+                total_number: r.read_i32()?,
+            },
             opcode::ADD_WATCH => {
                 r.read_i32()?;
                 Response::AddWatch
             }
-            opcode::WHO_AM_I => Response::WhoAmI { client_info: r.read_vector()? },
+            opcode::WHO_AM_I => Response::WhoAmI {
+                client_info: r.read_vector()?,
+            },
             _ => return Err(DecodeError::unknown_opcode(r.position(), op)),
         })
     }
@@ -584,7 +646,11 @@ trait MultiItem: Sized {
 fn write_multi<T: MultiItem>(w: &mut Writer, items: &[T]) {
     for item in items {
         let (op_type, err) = item.header();
-        w.write_record(&MultiHeader { op_type, done: false, err });
+        w.write_record(&MultiHeader {
+            op_type,
+            done: false,
+            err,
+        });
         item.write_body(w);
     }
     w.write_record(&MultiHeader::TERMINATOR);
@@ -602,7 +668,12 @@ fn read_multi<T: MultiItem>(r: &mut Reader<'_>) -> Result<Vec<T>, DecodeError> {
         }
         match T::read_body(header, r)? {
             Some(item) => items.push(item),
-            None => return Err(DecodeError::malformed(at, "operation type not allowed here")),
+            None => {
+                return Err(DecodeError::malformed(
+                    at,
+                    "operation type not allowed here",
+                ))
+            }
         }
     }
 }
@@ -701,12 +772,17 @@ impl MultiItem for MultiResult {
         r: &mut Reader<'_>,
     ) -> Result<Option<MultiResult>, DecodeError> {
         Ok(Some(match header.op_type {
-            opcode::CREATE => MultiResult::Create { path: r.read_string()? },
-            opcode::CREATE2 => {
-                MultiResult::Create2 { path: r.read_string()?, stat: r.read_record()? }
-            }
+            opcode::CREATE => MultiResult::Create {
+                path: r.read_string()?,
+            },
+            opcode::CREATE2 => MultiResult::Create2 {
+                path: r.read_string()?,
+                stat: r.read_record()?,
+            },
             opcode::DELETE => MultiResult::Delete,
-            opcode::SET_DATA => MultiResult::SetData { stat: r.read_record()? },
+            opcode::SET_DATA => MultiResult::SetData {
+                stat: r.read_record()?,
+            },
             opcode::CHECK => MultiResult::Check,
             opcode::ERROR => MultiResult::Error { err: r.read_i32()? },
             _ => return Ok(None),
@@ -739,10 +815,13 @@ impl MultiItem for ReadResult {
         r: &mut Reader<'_>,
     ) -> Result<Option<ReadResult>, DecodeError> {
         Ok(Some(match header.op_type {
-            opcode::GET_DATA => {
-                ReadResult::GetData { data: r.read_buffer()?, stat: r.read_record()? }
-            }
-            opcode::GET_CHILDREN => ReadResult::GetChildren { children: r.read_vector()? },
+            opcode::GET_DATA => ReadResult::GetData {
+                data: r.read_buffer()?,
+                stat: r.read_record()?,
+            },
+            opcode::GET_CHILDREN => ReadResult::GetChildren {
+                children: r.read_vector()?,
+            },
             opcode::ERROR => ReadResult::Error { err: r.read_i32()? },
             _ => return Ok(None),
         }))
@@ -754,7 +833,10 @@ impl MultiItem for ReadResult {
 /// The caller picks the xid; pings use [`xid::PING`] and auth packets [`xid::AUTH`].
 pub fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
     let mut w = Writer::framed();
-    w.write_record(&RequestHeader { xid, opcode: request.opcode() });
+    w.write_record(&RequestHeader {
+        xid,
+        opcode: request.opcode(),
+    });
     request.write_body(&mut w);
     w.finish()
 }
@@ -820,7 +902,11 @@ pub fn decode_reply(
 /// (reference D.7; `zxid` is −1 in ZooKeeper 3.8).
 pub fn encode_notification(zxid: i64, event: &WatcherEvent) -> Vec<u8> {
     let mut w = Writer::framed();
-    w.write_record(&ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 });
+    w.write_record(&ReplyHeader {
+        xid: xid::NOTIFICATION,
+        zxid,
+        err: 0,
+    });
     w.write_record(event);
     w.finish()
 }

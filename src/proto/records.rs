@@ -100,7 +100,10 @@ impl Record for RequestHeader {
     const MIN_LEN: usize = 8;
 
     fn read(r: &mut Reader<'_>) -> Result<RequestHeader, DecodeError> {
-        Ok(RequestHeader { xid: r.read_i32()?, opcode: r.read_i32()? })
+        Ok(RequestHeader {
+            xid: r.read_i32()?,
+            opcode: r.read_i32()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -124,7 +127,11 @@ impl Record for ReplyHeader {
     const MIN_LEN: usize = 16;
 
     fn read(r: &mut Reader<'_>) -> Result<ReplyHeader, DecodeError> {
-        Ok(ReplyHeader { xid: r.read_i32()?, zxid: r.read_i64()?, err: r.read_i32()? })
+        Ok(ReplyHeader {
+            xid: r.read_i32()?,
+            zxid: r.read_i64()?,
+            err: r.read_i32()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -144,15 +151,22 @@ pub(crate) struct MultiHeader {
 
 impl MultiHeader {
     /// The end-of-list marker, `ffffffff 01 ffffffff` (`zookeeper-reference.md` H.7).
-    pub(crate) const TERMINATOR: MultiHeader =
-        MultiHeader { op_type: opcode::ERROR, done: true, err: -1 };
+    pub(crate) const TERMINATOR: MultiHeader = MultiHeader {
+        op_type: opcode::ERROR,
+        done: true,
+        err: -1,
+    };
 }
 
 impl Record for MultiHeader {
     const MIN_LEN: usize = 9;
 
     fn read(r: &mut Reader<'_>) -> Result<MultiHeader, DecodeError> {
-        Ok(MultiHeader { op_type: r.read_i32()?, done: r.read_bool()?, err: r.read_i32()? })
+        Ok(MultiHeader {
+            op_type: r.read_i32()?,
+            done: r.read_bool()?,
+            err: r.read_i32()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -210,7 +224,11 @@ impl Record for WatcherEvent {
     const MIN_LEN: usize = 12;
 
     fn read(r: &mut Reader<'_>) -> Result<WatcherEvent, DecodeError> {
-        Ok(WatcherEvent { event_type: r.read_i32()?, state: r.read_i32()?, path: r.read_string()? })
+        Ok(WatcherEvent {
+            event_type: r.read_i32()?,
+            state: r.read_i32()?,
+            path: r.read_string()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -233,7 +251,10 @@ impl Record for ClientInfo {
     const MIN_LEN: usize = 8;
 
     fn read(r: &mut Reader<'_>) -> Result<ClientInfo, DecodeError> {
-        Ok(ClientInfo { auth_scheme: r.read_string()?, user: r.read_string()? })
+        Ok(ClientInfo {
+            auth_scheme: r.read_string()?,
+            user: r.read_string()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -307,7 +328,13 @@ impl CreateRequest {
             opcode::CREATE_CONTAINER => CreateKind::Container,
             _ => CreateKind::Ttl { ttl: r.read_i64()? },
         };
-        Ok(Some(CreateRequest { kind, path, data, acl, flags }))
+        Ok(Some(CreateRequest {
+            kind,
+            path,
+            data,
+            acl,
+            flags,
+        }))
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
@@ -334,7 +361,10 @@ impl Record for DeleteRequest {
     const MIN_LEN: usize = 8;
 
     fn read(r: &mut Reader<'_>) -> Result<DeleteRequest, DecodeError> {
-        Ok(DeleteRequest { path: r.read_string()?, version: r.read_i32()? })
+        Ok(DeleteRequest {
+            path: r.read_string()?,
+            version: r.read_i32()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -385,7 +415,10 @@ impl Record for CheckVersionRequest {
     const MIN_LEN: usize = 8;
 
     fn read(r: &mut Reader<'_>) -> Result<CheckVersionRequest, DecodeError> {
-        Ok(CheckVersionRequest { path: r.read_string()?, version: r.read_i32()? })
+        Ok(CheckVersionRequest {
+            path: r.read_string()?,
+            version: r.read_i32()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -407,7 +440,10 @@ impl Record for GetDataRequest {
     const MIN_LEN: usize = 5;
 
     fn read(r: &mut Reader<'_>) -> Result<GetDataRequest, DecodeError> {
-        Ok(GetDataRequest { path: r.read_string()?, watch: r.read_bool()? })
+        Ok(GetDataRequest {
+            path: r.read_string()?,
+            watch: r.read_bool()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -429,7 +465,10 @@ impl Record for GetChildrenRequest {
     const MIN_LEN: usize = 5;
 
     fn read(r: &mut Reader<'_>) -> Result<GetChildrenRequest, DecodeError> {
-        Ok(GetChildrenRequest { path: r.read_string()?, watch: r.read_bool()? })
+        Ok(GetChildrenRequest {
+            path: r.read_string()?,
+            watch: r.read_bool()?,
+        })
     }
 
     fn write(&self, w: &mut Writer) {

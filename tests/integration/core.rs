@@ -592,3 +592,35 @@ fn closed_sessions_refuse_work_and_timeouts_are_negotiated() {
     );
     assert_eq!(keeper.session_count(), 1);
 }
+
+#[test]
+fn event_filtering_by_read_permission_is_a_choice() {
+    // Reference: zookeeper-reference.md D.3 (ZOOKEEPER-4799, 3.8.4). The
+    // recorded 3.8.0 traces deliver such events, so filtering is opt-in.
+    for filter in [false, true] {
+        let keeper = Keeper::builder()
+            .clock(ManualClock::new(T0))
+            .filter_events_by_acl(filter)
+            .build()
+            .unwrap();
+        let owner = keeper.session().unwrap();
+        let other = keeper.session().unwrap();
+        owner.add_auth("digest", b"o:pw").unwrap();
+        let acl = vec![Acl::digest(Perms::ALL, "o", "pw")];
+        owner
+            .create_with(
+                "/secret",
+                Some(b""),
+                &CreateOptions::new(CreateMode::Persistent).acl(acl),
+            )
+            .unwrap();
+        let (w, events) = Watcher::channel();
+        other
+            .add_watch("/secret", AddWatchMode::Persistent, &w)
+            .unwrap();
+        owner.set_data("/secret", b"x", -1).unwrap();
+        owner.delete("/secret", -1).unwrap();
+        let n = events.drain().len();
+        assert_eq!(n, if filter { 0 } else { 2 }, "filter {filter}");
+    }
+}

@@ -146,7 +146,7 @@ impl MNode {
         let n = self.children.len() as i32;
         (
             self.version,
-            self.creates * 2 - n + 0 * (self.version),
+            self.creates * 2 - n,
             self.owner,
             self.data.len() as i32,
             n,
