@@ -1,3 +1,341 @@
-//! Unit tests of the remote client: connect strings, chroot mapping, and the reconnect state machine against a fake server.
+//! Unit tests of the remote client: connect strings, chroot mapping,
+//! SetWatches batching, and the connection state machine driven by a tiny
+//! scripted fake server on a loopback port.
+
+use std::net::TcpListener;
 
 use super::*;
+use crate::proto::{ConnectResponse, ReplyHeader, WatcherEvent};
+
+#[test]
+fn connect_strings_parse_like_the_java_client() {
+    let parsed = ConnectString::parse("a:1,b,[::1]:3,[fe80::2]/app/x").unwrap();
+    assert_eq!(
+        parsed.hosts,
+        vec![
+            ("a".to_string(), 1),
+            ("b".to_string(), DEFAULT_PORT),
+            ("::1".to_string(), 3),
+            ("fe80::2".to_string(), DEFAULT_PORT),
+        ]
+    );
+    assert_eq!(parsed.chroot.as_deref(), Some("/app/x"));
+    assert_eq!(ConnectString::parse("h:2181/").unwrap().chroot, None);
+    assert_eq!(ConnectString::parse(" h:1 , ,k:2 ").unwrap().hosts.len(), 2);
+    for bad in [
+        "", "/app", ",", "h:port", "h:70000", "[::1", "[::1]x", ":1", "h/a/", "h/a//b",
+    ] {
+        let err = ConnectString::parse(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadArguments, "{bad:?}");
+    }
+}
+
+#[test]
+fn chroot_is_prepended_and_stripped() {
+    let root = Some("/app");
+    assert_eq!(to_server(root, "/"), "/app");
+    assert_eq!(to_server(root, "/a/b"), "/app/a/b");
+    assert_eq!(to_server(None, "/a"), "/a");
+    assert_eq!(to_client(root, "/app"), "/");
+    assert_eq!(to_client(root, "/app/a"), "/a");
+    // Not inside the chroot: left alone, as the Java client does.
+    assert_eq!(to_client(root, "/apple"), "/apple");
+    assert_eq!(to_client(root, "/other"), "/other");
+    assert_eq!(to_client(None, "/x"), "/x");
+}
+
+#[test]
+fn set_watches_are_split_and_use_version_2_only_for_persistent_watches() {
+    assert!(set_watches_requests(5, Default::default()).is_empty());
+    let one = set_watches_requests(
+        5,
+        [vec!["/d".into()], vec!["/e".into()], vec![], vec![], vec![]],
+    );
+    assert_eq!(
+        one,
+        vec![Request::SetWatches {
+            relative_zxid: 5,
+            data_watches: vec!["/d".into()],
+            exist_watches: vec!["/e".into()],
+            child_watches: vec![],
+        }]
+    );
+    let long = format!("/{}", "x".repeat(1000));
+    let many: Vec<String> = (0..300).map(|i| format!("{long}{i}")).collect();
+    let split = set_watches_requests(9, [vec![], vec![], many, vec![], vec!["/r".into()]]);
+    assert!(split.len() >= 3, "{}", split.len());
+    let mut total = 0;
+    for request in &split {
+        let Request::SetWatches2 {
+            relative_zxid,
+            child_watches,
+            persistent_recursive_watches,
+            ..
+        } = request
+        else {
+            panic!("expected SetWatches2")
+        };
+        assert_eq!(*relative_zxid, 9);
+        let bytes: usize = child_watches.iter().map(String::len).sum::<usize>()
+            + persistent_recursive_watches
+                .iter()
+                .map(String::len)
+                .sum::<usize>();
+        assert!(bytes <= SET_WATCHES_BYTES_MAX);
+        total += child_watches.len() + persistent_recursive_watches.len();
+    }
+    assert_eq!(total, 301);
+}
+
+// ---- a scripted fake server ----------------------------------------------------
+
+fn read_body(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).expect("frame length");
+    let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(len)).unwrap()];
+    stream.read_exact(&mut body).expect("frame body");
+    body
+}
+
+fn accept_session(
+    listener: &TcpListener,
+    expect_session: Option<i64>,
+    answer_timeout_ms: i32,
+) -> (TcpStream, ConnectRequest) {
+    let (mut stream, _) = listener.accept().unwrap();
+    let request = proto::decode_connect_request(&read_body(&mut stream)).unwrap();
+    if let Some(id) = expect_session {
+        assert_eq!(request.session_id, id);
+    }
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: answer_timeout_ms,
+        session_id: if answer_timeout_ms > 0 { 0x55 } else { 0 },
+        passwd: if answer_timeout_ms > 0 {
+            vec![7; 16]
+        } else {
+            vec![0; 16]
+        },
+        read_only: Some(false),
+    };
+    stream
+        .write_all(&proto::encode_connect_response(&response))
+        .unwrap();
+    (stream, request)
+}
+
+/// Reads requests, answering pings, until one that is not a ping.
+fn next_request(stream: &mut TcpStream) -> (i32, Request) {
+    loop {
+        let (header, request) = proto::decode_request(&read_body(stream)).unwrap();
+        if header.xid == xid::PING {
+            let pong = ReplyHeader {
+                xid: xid::PING,
+                zxid: 1,
+                err: 0,
+            };
+            stream.write_all(&proto::encode_reply(&pong, None)).unwrap();
+            continue;
+        }
+        return (header.xid, request);
+    }
+}
+
+fn wait_state(events: &Receiver<WatchedEvent>, state: KeeperState) {
+    let event = events
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no {state:?} event"));
+    assert_eq!((event.event_type, event.state), (EventType::None, state));
+}
+
+#[test]
+fn reconnect_resumes_the_session_re_registers_watches_then_sees_expiry() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        // Connection 1: a new session; one exists() with a watch on a missing node.
+        let (mut stream, hello) = accept_session(&listener, Some(0), 3000);
+        assert_eq!(hello.passwd, vec![0; 16]);
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(
+            request,
+            Request::Exists {
+                path: "/app/x".into(),
+                watch: true
+            }
+        );
+        let missing = ReplyHeader {
+            xid: x,
+            zxid: 10,
+            err: ErrorKind::NoNode.code(),
+        };
+        stream
+            .write_all(&proto::encode_reply(&missing, None))
+            .unwrap();
+        // A request the server never answers: the connection dies under it.
+        let _ = next_request(&mut stream);
+        drop(stream);
+
+        // Connection 2: the same session, the last zxid, then SetWatches.
+        let (mut stream, hello) = accept_session(&listener, Some(0x55), 3000);
+        assert_eq!((hello.passwd, hello.last_zxid_seen), (vec![7; 16], 10));
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(x, XID_SET_WATCHES);
+        assert_eq!(
+            request,
+            Request::SetWatches {
+                relative_zxid: 10,
+                data_watches: vec![],
+                exist_watches: vec!["/app/x".into()],
+                child_watches: vec![],
+            }
+        );
+        let created = WatcherEvent {
+            event_type: EventType::NodeCreated.code(),
+            state: KeeperState::SyncConnected.code(),
+            path: "/app/x".into(),
+        };
+        stream
+            .write_all(&proto::encode_notification(-1, &created))
+            .unwrap();
+        let ok = ReplyHeader {
+            xid: x,
+            zxid: 11,
+            err: 0,
+        };
+        stream.write_all(&proto::encode_reply(&ok, None)).unwrap();
+        // Stay quiet long enough that the client must ping (timeout / 3).
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let body = read_body(&mut stream);
+        assert_eq!(
+            proto::decode_request_header(&body).unwrap().xid,
+            xid::PING,
+            "an idle client pings"
+        );
+        drop(stream);
+
+        // Connection 3: the session is gone.
+        let _ = accept_session(&listener, Some(0x55), 0);
+    });
+
+    let session = RemoteSession::builder(&format!("{address}/app"))
+        .session_timeout(Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    assert_eq!(session.session_id(), 0x55);
+    assert_eq!(session.timeout(), Duration::from_secs(3));
+    let (watcher, watch_events) = Watcher::channel();
+    assert_eq!(session.exists_with("/x", Some(&watcher)).unwrap(), None);
+    assert_eq!(session.last_zxid(), 10);
+
+    let lost = session.get_data("/y").unwrap_err();
+    assert_eq!(lost.kind(), ErrorKind::ConnectionLoss);
+    wait_state(&events, KeeperState::Disconnected);
+    let to_watcher = watch_events.wait(Duration::from_secs(5)).unwrap();
+    assert_eq!(to_watcher.state, KeeperState::Disconnected);
+
+    wait_state(&events, KeeperState::SyncConnected);
+    assert_eq!(session.session_id(), 0x55);
+    let mut seen = Vec::new();
+    while let Some(e) = watch_events.wait(Duration::from_secs(5)) {
+        let done = e.event_type == EventType::NodeCreated;
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    let last = seen.last().expect("events after the reconnect");
+    assert_eq!(
+        (last.event_type, last.path.as_deref()),
+        (EventType::NodeCreated, Some("/x")),
+        "{seen:?}"
+    );
+
+    wait_state(&events, KeeperState::Disconnected);
+    wait_state(&events, KeeperState::Expired);
+    assert_eq!(session.state(), KeeperState::Expired);
+    assert_eq!(
+        session.exists("/x").unwrap_err().kind(),
+        ErrorKind::SessionExpired
+    );
+    server.join().unwrap();
+    session.close().unwrap();
+    assert_eq!(session.state(), KeeperState::Expired);
+}
+
+#[test]
+fn a_server_that_never_answers_fails_connect_in_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let err = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_millis(600))
+        .connect_timeout(Duration::from_millis(800))
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionLoss);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(listener);
+}
+
+#[test]
+fn garbage_from_the_server_drops_the_connection_without_panicking() {
+    let garbage: Vec<Vec<u8>> = vec![
+        // A frame longer than any reply may be.
+        0x7fff_ffffu32.to_be_bytes().to_vec(),
+        // A negative length.
+        (-5i32).to_be_bytes().to_vec(),
+        // A reply to an xid nobody sent.
+        proto::encode_reply(
+            &ReplyHeader {
+                xid: 999,
+                zxid: 1,
+                err: 0,
+            },
+            None,
+        ),
+        // A truncated header.
+        vec![0, 0, 0, 3, 1, 2, 3],
+        // A notification with a body cut short.
+        vec![
+            0, 0, 0, 18, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        ],
+    ];
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let n_cases = garbage.len();
+    let server = std::thread::spawn(move || {
+        for bytes in garbage {
+            let (mut stream, _) = accept_session(&listener, None, 3000);
+            let _ = stream.write_all(&bytes);
+            // Wait for the client to hang up.
+            let mut sink = [0u8; 64];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+        }
+    });
+    let first = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .connect();
+    // Every case after the first is a reconnect of the same session, which
+    // the fake server answers as if it were new: it only checks the client survives.
+    let session = first.unwrap();
+    let events = session.events();
+    let mut disconnects = 0;
+    while disconnects < n_cases {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(e) if e.state == KeeperState::Disconnected => disconnects += 1,
+            Ok(_) => {}
+            Err(_) => panic!("only {disconnects} disconnects"),
+        }
+    }
+    drop(session);
+    server.join().unwrap();
+}
