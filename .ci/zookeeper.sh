@@ -8,6 +8,8 @@
 #   ensemble-stop
 #   server-stop N        stop server N (1..3) of the ensemble (SIGKILL, as a crash)
 #   server-start N       start server N of the ensemble again; waits until it serves
+#   server-pause N       freeze server N (SIGSTOP): it keeps its sockets open and answers nothing
+#   server-resume N      let server N run again (SIGCONT)
 #   stop-all             stop everything this script started
 #   env                  print the variables the tests read (INNKEEPER_ZK, INNKEEPER_ZK_ENSEMBLE, INNKEEPER_ZK_PIDS)
 #
@@ -73,6 +75,7 @@ stop_server() {
     local pid
     pid=$(cat "$dir/pid")
     if kill -0 "$pid" 2>/dev/null; then
+      kill -s CONT "$pid" 2>/dev/null || true
       kill -9 "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
@@ -142,6 +145,12 @@ case $cmd in
     read -r -a ports <<<"$(ensemble_ports)"
     wait_ready "${ports[$((n - 1))]}"
     ;;
+  server-pause | server-resume)
+    dir=$(ensemble_dir "${2:?server number}")
+    signal=STOP
+    [[ $cmd == server-resume ]] && signal=CONT
+    kill -s "$signal" "$(cat "$dir/pid")"
+    ;;
   stop-all)
     stop_server "$ZK_BASE/standalone"
     for n in 1 2 3; do stop_server "$(ensemble_dir "$n")"; done
@@ -153,7 +162,7 @@ case $cmd in
     echo "INNKEEPER_ZK_PIDS=$(ensemble_dir 1)/pid,$(ensemble_dir 2)/pid,$(ensemble_dir 3)/pid"
     ;;
   *)
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

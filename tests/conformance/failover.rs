@@ -43,16 +43,39 @@ fn wait_state(session: &RemoteSession, state: KeeperState, wait: Duration) {
     }
 }
 
-#[test]
-fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
+/// The ensemble and its control script, and a guard that keeps the tests
+/// that stop servers from running at the same time (two servers down is no quorum).
+fn ensemble() -> Option<(String, String, std::sync::MutexGuard<'static, ()>)> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let (Ok(ensemble), Ok(script)) = (
         std::env::var("INNKEEPER_ZK_ENSEMBLE"),
         std::env::var("INNKEEPER_ZK_CTL"),
     ) else {
         eprintln!("INNKEEPER_ZK_ENSEMBLE / INNKEEPER_ZK_CTL not set: failover test skipped");
+        return None;
+    };
+    let guard = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Some((ensemble, script, guard))
+}
+
+/// The 1-based position of the session's server in the connect string.
+fn server_number(session: &RemoteSession, ensemble: &str) -> (String, usize) {
+    let server = session.server().expect("connected");
+    let n = ensemble
+        .split(',')
+        .position(|h| h == server)
+        .expect("server in list")
+        + 1;
+    (server, n)
+}
+
+#[test]
+fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
+    let Some((ensemble, script, _one_at_a_time)) = ensemble() else {
         return;
     };
-    let hosts: Vec<&str> = ensemble.split(',').collect();
     let backend = Remote(ensemble.clone());
     let s = Remote::connect(&ensemble);
     let observer = Remote::connect(&ensemble);
@@ -81,12 +104,7 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
     // Drain SyncConnected from the default stream.
     while s.events().try_recv().is_ok() {}
 
-    let server = s.server().expect("connected");
-    let n = hosts
-        .iter()
-        .position(|h| *h == server)
-        .expect("server in list")
-        + 1;
+    let (server, n) = server_number(&s, &ensemble);
     let started = Instant::now();
     ctl(&script, "server-stop", n);
     wait_state(&s, KeeperState::Disconnected, Duration::from_secs(15));
@@ -147,6 +165,53 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
     // Closing releases the lock for everyone.
     s.close().unwrap();
     assert_eq!(observer.exists(&lock).unwrap(), None);
+    observer.delete_all(&root).unwrap();
+}
+
+/// C.3: a server that hangs with its socket open is noticed by the read
+/// timeout (2/3 of the session timeout without hearing anything, pings
+/// included); the session moves to another server and survives.
+#[test]
+fn a_hung_server_is_left_after_the_read_timeout() {
+    let Some((ensemble, script, _one_at_a_time)) = ensemble() else {
+        return;
+    };
+    let s = RemoteSession::builder(&ensemble)
+        .session_timeout(Duration::from_secs(6))
+        .request_timeout(Duration::from_secs(20))
+        .connect()
+        .unwrap();
+    let observer = Remote::connect(&ensemble);
+    let root = Remote(ensemble.clone()).root(&s, "hung");
+    let e = s
+        .create(&format!("{root}/e"), b"", CreateMode::Ephemeral)
+        .unwrap();
+    while s.events().try_recv().is_ok() {}
+    let (server, n) = server_number(&s, &ensemble);
+    let read_timeout = s.timeout() * 2 / 3;
+    let started = Instant::now();
+    ctl(&script, "server-pause", n);
+    wait_state(&s, KeeperState::Disconnected, Duration::from_secs(15));
+    let noticed = started.elapsed();
+    ctl(&script, "server-resume", n);
+    eprintln!(
+        "hung {server} noticed after {noticed:?} (read timeout {read_timeout:?}); now on {:?}",
+        s.server()
+    );
+    assert!(
+        noticed >= read_timeout - Duration::from_millis(500),
+        "{noticed:?}"
+    );
+    assert!(
+        noticed < read_timeout + Duration::from_secs(3),
+        "{noticed:?}"
+    );
+    wait_state(&s, KeeperState::SyncConnected, Duration::from_secs(20));
+    assert_eq!(
+        observer.exists(&e).unwrap().map(|st| st.ephemeral_owner),
+        Some(s.session_id())
+    );
+    s.close().unwrap();
     observer.delete_all(&root).unwrap();
 }
 
