@@ -59,6 +59,9 @@ const REPLY_FRAME_BYTES_MAX: usize = 4 * MAX_FRAME_LEN;
 /// Path text per SetWatches request; longer lists are split (D.6).
 const SET_WATCHES_BYTES_MAX: usize = 128 * 1024;
 
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Pause after every server of the list refused a connection in a row.
 const ROUND_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -1186,7 +1189,7 @@ fn read_some(
     wait: Duration,
 ) -> std::io::Result<bool> {
     stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = [0u8; READ_CHUNK_BYTES];
     let mut reader: &TcpStream = stream;
     match reader.read(&mut buf) {
         Ok(0) => Err(std::io::Error::new(
@@ -1374,7 +1377,7 @@ impl Coordinator for RemoteSession {
         });
         match self.call_at(path, request, watch)? {
             Response::GetChildren2 { mut children, stat } => {
-                children.sort();
+                children.sort_unstable();
                 Ok((children, stat))
             }
             other => Err(unexpected(&other)),
@@ -1470,7 +1473,7 @@ impl Coordinator for RemoteSession {
             .map(|r| match r {
                 proto::ReadResult::GetData { data, stat } => ReadResult::Data(data, stat),
                 proto::ReadResult::GetChildren { mut children } => {
-                    children.sort();
+                    children.sort_unstable();
                     ReadResult::Children(children)
                 }
                 proto::ReadResult::Error { err } => ReadResult::Error(kind_of(err)),
