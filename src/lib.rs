@@ -40,6 +40,11 @@
 //!   `get_children_with`), persistent ones by [`Coordinator::add_watch`];
 //!   events go to a [`Watcher`] (a channel, a callback, or the session's own
 //!   [`Coordinator::events`] stream).
+//! - [`RemoteSession`] implements [`Coordinator`] over ZooKeeper's wire
+//!   protocol, for an Apache ZooKeeper 3.8 ensemble (or `innkeeper serve`):
+//!   the same code runs against an embedded keeper in tests and a real
+//!   ensemble in production. It reconnects across servers and keeps its
+//!   session, credentials and watches, like ZooKeeper's Java client.
 //! - [`ManualClock`] makes time deterministic: advancing it expires sessions
 //!   and reaps containers and TTL nodes on the calling thread.
 //!

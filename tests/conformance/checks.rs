@@ -10,6 +10,15 @@ use innkeeper::{
 
 use crate::{next_node_event, Backend, EVENT_WAIT, QUIET_WAIT};
 
+/// Lets a session see every write committed before the call. Sessions of
+/// an ensemble may sit on different servers, and a server may lag behind
+/// the leader: ZooKeeper orders each session's own operations, not reads
+/// across sessions, unless the reader syncs first (`sync`, F.2).
+#[track_caller]
+fn catch_up(s: &dyn innkeeper::Coordinator) {
+    s.sync("/").expect("sync");
+}
+
 #[track_caller]
 fn assert_err<T: std::fmt::Debug>(result: innkeeper::Result<T>, kind: ErrorKind) {
     match result {
@@ -305,6 +314,7 @@ pub fn ephemerals_belong_to_their_session(b: &dyn Backend) {
     let p = b.root(&*owner, "ephemeral");
     let e = format!("{p}/e");
     owner.create(&e, b"", CreateMode::Ephemeral).unwrap();
+    catch_up(&*watcher_session);
     let stat = watcher_session.exists(&e).unwrap().unwrap();
     assert_eq!(stat.ephemeral_owner, owner.session_id());
     let (w, events) = Watcher::channel();
@@ -367,6 +377,7 @@ pub fn exists_watch_on_missing_node(b: &dyn Backend) {
     let s = b.session();
     let other = b.session();
     let p = b.root(&*s, "exists-watch");
+    catch_up(&*other);
     let a = format!("{p}/a");
     let (w, events) = Watcher::channel();
     assert_eq!(s.exists_with(&a, Some(&w)).unwrap(), None);
@@ -386,6 +397,7 @@ pub fn data_and_child_watches(b: &dyn Backend) {
     let p = b.root(&*s, "watches");
     let a = format!("{p}/a");
     s.create(&a, b"", CreateMode::Persistent).unwrap();
+    catch_up(&*other);
     let (dw, data_events) = Watcher::channel();
     let (cw, child_events) = Watcher::channel();
     s.get_data_with(&a, Some(&dw)).unwrap();
@@ -425,6 +437,7 @@ pub fn one_shot_watches_fire_once_per_session(b: &dyn Backend) {
     let p = b.root(&*s, "one-shot");
     let a = format!("{p}/a");
     s.create(&a, b"", CreateMode::Persistent).unwrap();
+    catch_up(&*other);
     let (w, events) = Watcher::channel();
     s.get_data_with(&a, Some(&w)).unwrap();
     s.exists_with(&a, Some(&w)).unwrap();
@@ -467,6 +480,8 @@ pub fn persistent_and_recursive_watches(b: &dyn Backend) {
     let r = b.session();
     let other = b.session();
     let p = b.root(&*s, "persistent");
+    catch_up(&*r);
+    catch_up(&*other);
     let (pw, persistent) = Watcher::channel();
     let (rw, recursive) = Watcher::channel();
     s.add_watch(&p, AddWatchMode::Persistent, &pw).unwrap();
@@ -507,6 +522,7 @@ pub fn remove_and_check_watches(b: &dyn Backend) {
     let p = b.root(&*s, "remove");
     let a = format!("{p}/a");
     s.create(&a, b"", CreateMode::Persistent).unwrap();
+    catch_up(&*other);
     assert_err(
         s.remove_watches(&a, WatcherType::Any, None),
         ErrorKind::NoWatcher,
@@ -583,6 +599,7 @@ pub fn multi_failure_shape(b: &dyn Backend) {
     let s = b.session();
     let other = b.session();
     let p = b.root(&*s, "multi-fail");
+    catch_up(&*other);
     let (w, events) = Watcher::channel();
     other.get_children_with(&p, Some(&w)).unwrap();
     let ops = [
@@ -650,6 +667,7 @@ pub fn acls_and_digest_auth(b: &dyn Backend) {
             &CreateOptions::new(CreateMode::Persistent).acl(vec![digest.clone()]),
         )
         .unwrap();
+    catch_up(&*stranger);
     assert_err(stranger.get_data(&locked), ErrorKind::NoAuth);
     assert_err(stranger.set_data(&locked, b"y", -1), ErrorKind::NoAuth);
     assert_err(
@@ -760,6 +778,7 @@ pub fn counts_ephemerals_and_sync(b: &dyn Backend) {
     let s = b.session();
     let other = b.session();
     let p = b.root(&*s, "counts");
+    catch_up(&*other);
     s.create(&format!("{p}/a"), b"", CreateMode::Persistent)
         .unwrap();
     s.create(&format!("{p}/a/b"), b"", CreateMode::Ephemeral)
@@ -769,6 +788,7 @@ pub fn counts_ephemerals_and_sync(b: &dyn Backend) {
     other
         .create(&format!("{p}/d"), b"", CreateMode::Ephemeral)
         .unwrap();
+    catch_up(&*s);
     assert_eq!(s.get_all_children_number(&p).unwrap(), 4);
     assert_eq!(s.get_all_children_number(&format!("{p}/c")).unwrap(), 0);
     assert_err(
@@ -808,7 +828,9 @@ pub fn chroot_is_invisible(b: &dyn Backend) {
     let Some(c) = b.session_in(&root) else {
         return;
     };
+    catch_up(&*c);
     assert_eq!(c.create("/a", b"x", CreateMode::Persistent).unwrap(), "/a");
+    catch_up(&*s);
     assert_eq!(s.get_data(&format!("{root}/a")).unwrap().0, b"x");
     assert_eq!(c.get_children("/").unwrap(), vec!["a"]);
     let (w, events) = Watcher::channel();
@@ -825,5 +847,6 @@ pub fn chroot_is_invisible(b: &dyn Backend) {
         vec![format!("{root}/m-0000000001")]
     );
     c.delete_all("/a").unwrap();
+    catch_up(&*s);
     assert_eq!(s.get_children(&root).unwrap(), vec!["m-0000000001"]);
 }
