@@ -850,3 +850,132 @@ pub fn chroot_is_invisible(b: &dyn Backend) {
     catch_up(&*s);
     assert_eq!(s.get_children(&root).unwrap(), vec!["m-0000000001"]);
 }
+
+/// G.4: without ADMIN, getACL masks digest ids to `user:x`; with it, not.
+pub fn get_acl_masks_digests_without_admin(b: &dyn Backend) {
+    let owner = b.session();
+    let reader = b.session();
+    let p = b.root(&*owner, "acl-mask");
+    owner.add_auth("digest", b"carol:pw").unwrap();
+    let digest = Acl::digest(Perms::ALL, "carol", "pw");
+    let world_read = Acl::new(Perms::READ, Id::anyone());
+    let node = format!("{p}/n");
+    owner
+        .create_with(
+            &node,
+            Some(b""),
+            &CreateOptions::new(CreateMode::Persistent)
+                .acl(vec![digest.clone(), world_read.clone()]),
+        )
+        .unwrap();
+    assert_eq!(
+        owner.get_acl(&node).unwrap().0,
+        vec![digest.clone(), world_read.clone()]
+    );
+    catch_up(&*reader);
+    let seen = reader.get_acl(&node).unwrap().0;
+    let masked = Acl::new(Perms::ALL, Id::new("digest", "carol:x"));
+    assert_eq!(seen, vec![masked, world_read]);
+}
+
+/// C.6: a closed session tells its default stream and every watcher `Closed`.
+pub fn closing_tells_watchers(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "closing");
+    let events = s.events();
+    let (w, watch_events) = Watcher::channel();
+    s.exists_with(&format!("{p}/x"), Some(&w)).unwrap();
+    drop(s);
+    let last = events.try_iter().last().expect("a state event");
+    assert_eq!(
+        (last.event_type, last.state),
+        (EventType::None, KeeperState::Closed)
+    );
+    let event = watch_events.try_recv().expect("Closed to the watcher");
+    assert_eq!(event.state, KeeperState::Closed);
+}
+
+/// B.2, H.6: getChildren2's Stat is the parent's, as exists reports it.
+pub fn get_children_stat_is_the_parents(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "children-stat");
+    for name in ["b", "a", "c"] {
+        s.create(&format!("{p}/{name}"), b"", CreateMode::Persistent)
+            .unwrap();
+    }
+    let (children, stat) = s.get_children_with(&p, None).unwrap();
+    assert_eq!(children, vec!["a", "b", "c"]);
+    assert_eq!(stat, s.exists(&p).unwrap().unwrap());
+    assert_eq!((stat.num_children, stat.cversion), (3, 3));
+}
+
+/// A.2: nothing stops a client from creating nodes under `/zookeeper`.
+pub fn nodes_may_be_created_under_zookeeper(b: &dyn Backend) {
+    let s = b.session();
+    let path = s
+        .create(
+            "/zookeeper/conformance-",
+            b"",
+            CreateMode::EphemeralSequential,
+        )
+        .unwrap();
+    assert!(path.starts_with("/zookeeper/conformance-"), "{path}");
+    s.delete(&path, -1).unwrap();
+}
+
+/// A.3: TTL arguments: a TTL mode needs 1 ..= 2^40-1 ms.
+pub fn ttl_bounds(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "ttl-bounds");
+    let ttl =
+        |ms: u64| CreateOptions::new(CreateMode::PersistentWithTtl).ttl(Duration::from_millis(ms));
+    assert_err(
+        s.create_with(&format!("{p}/zero"), Some(b""), &ttl(0)),
+        ErrorKind::BadArguments,
+    );
+    assert_err(
+        s.create_with(&format!("{p}/huge"), Some(b""), &ttl(1 << 40)),
+        ErrorKind::BadArguments,
+    );
+    s.create_with(&format!("{p}/max"), Some(b""), &ttl((1 << 40) - 1))
+        .unwrap();
+    s.create_with(&format!("{p}/one"), Some(b""), &ttl(1))
+        .unwrap();
+}
+
+/// E.2, E.3: check ops in a multi: NoNode for a missing node, −1 for any version.
+pub fn multi_check_ops(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "multi-check");
+    let results = s
+        .multi_results(&[
+            Op::check(p.clone(), -1),
+            Op::check(format!("{p}/missing"), -1),
+        ])
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![OpResult::RolledBack, OpResult::Error(ErrorKind::NoNode)]
+    );
+    assert_eq!(
+        s.multi(&[Op::check(p.clone(), 0)]).unwrap(),
+        vec![OpResult::Check]
+    );
+    // A multi of one failing op fails with that op's error.
+    let err = s
+        .multi(&[Op::delete(format!("{p}/missing"), -1)])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoNode);
+    // A multi may create a node and a child under it, then delete both.
+    let results = s
+        .multi(&[
+            Op::create(format!("{p}/a"), b"", CreateMode::Persistent),
+            Op::create(format!("{p}/a/b"), b"", CreateMode::Ephemeral),
+            Op::delete(format!("{p}/a/b"), -1),
+            Op::delete(format!("{p}/a"), -1),
+        ])
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    let stat = s.exists(&p).unwrap().unwrap();
+    assert_eq!((stat.num_children, stat.cversion), (0, 2));
+}

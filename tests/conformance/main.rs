@@ -180,4 +180,10 @@ conformance!(
     who_am_i_and_auth_failure,
     counts_ephemerals_and_sync,
     chroot_is_invisible,
+    get_acl_masks_digests_without_admin,
+    closing_tells_watchers,
+    get_children_stat_is_the_parents,
+    nodes_may_be_created_under_zookeeper,
+    ttl_bounds,
+    multi_check_ops,
 );
