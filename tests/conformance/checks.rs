@@ -979,3 +979,62 @@ pub fn multi_check_ops(b: &dyn Backend) {
     let stat = s.exists(&p).unwrap().unwrap();
     assert_eq!((stat.num_children, stat.cversion), (0, 2));
 }
+
+/// D.2: one session's events come in the order of the table: a create's
+/// NodeCreated before its parent's NodeChildrenChanged, a delete's
+/// NodeDeleted before it, and a multi's ops in op order.
+pub fn event_order_within_a_session(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "event-order");
+    catch_up(&*other);
+    let a = format!("{p}/a");
+    let (w, events) = Watcher::channel();
+    s.exists_with(&a, Some(&w)).unwrap();
+    s.get_children_with(&p, Some(&w)).unwrap();
+    other.create(&a, b"", CreateMode::Persistent).unwrap();
+    expect_event(&events, EventType::NodeCreated, &a);
+    expect_event(&events, EventType::NodeChildrenChanged, &p);
+    s.exists_with(&a, Some(&w)).unwrap();
+    s.get_children_with(&p, Some(&w)).unwrap();
+    other.delete(&a, -1).unwrap();
+    expect_event(&events, EventType::NodeDeleted, &a);
+    expect_event(&events, EventType::NodeChildrenChanged, &p);
+    let x = format!("{p}/x");
+    let y = format!("{p}/y");
+    s.exists_with(&y, Some(&w)).unwrap();
+    s.exists_with(&x, Some(&w)).unwrap();
+    other
+        .multi(&[
+            Op::create(y.clone(), b"", CreateMode::Persistent),
+            Op::create(x.clone(), b"", CreateMode::Persistent),
+        ])
+        .unwrap();
+    expect_event(&events, EventType::NodeCreated, &y);
+    expect_event(&events, EventType::NodeCreated, &x);
+    expect_quiet(&events);
+}
+
+/// D.3 (3.8 quirk): one (path, session) has one mode on the server, so a
+/// one-shot read watch on a path with a persistent watch turns it into a
+/// one-shot watch: after the next event the persistent watcher hears no more.
+pub fn a_read_watch_downgrades_a_persistent_one(b: &dyn Backend) {
+    let s = b.session();
+    let other = b.session();
+    let p = b.root(&*s, "downgrade");
+    catch_up(&*other);
+    let (pw, persistent) = Watcher::channel();
+    let (rw, one_shot) = Watcher::channel();
+    s.add_watch(&p, AddWatchMode::Persistent, &pw).unwrap();
+    s.get_data_with(&p, Some(&rw)).unwrap();
+    other.set_data(&p, b"1", -1).unwrap();
+    expect_event(&persistent, EventType::NodeDataChanged, &p);
+    expect_event(&one_shot, EventType::NodeDataChanged, &p);
+    other.set_data(&p, b"2", -1).unwrap();
+    expect_quiet(&persistent);
+    // Children events still come: only the data table's entry was downgraded.
+    other
+        .create(&format!("{p}/c"), b"", CreateMode::Persistent)
+        .unwrap();
+    expect_event(&persistent, EventType::NodeChildrenChanged, &p);
+}

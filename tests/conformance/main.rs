@@ -186,4 +186,6 @@ conformance!(
     nodes_may_be_created_under_zookeeper,
     ttl_bounds,
     multi_check_ops,
+    event_order_within_a_session,
+    a_read_watch_downgrades_a_persistent_one,
 );
