@@ -59,6 +59,11 @@ const REPLY_FRAME_BYTES_MAX: usize = 4 * MAX_FRAME_LEN;
 /// Path text per SetWatches request; longer lists are split (D.6).
 const SET_WATCHES_BYTES_MAX: usize = 128 * 1024;
 
+/// The least time [`RemoteBuilder::connect`] waits for a first session
+/// unless told otherwise: a server clamps a tiny session timeout up, and
+/// establishing a session takes a round trip or two.
+pub const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(10);
+
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -187,14 +192,15 @@ impl RemoteBuilder {
     }
 
     /// How long [`RemoteBuilder::connect`] tries to reach a server before
-    /// failing with `ConnectionLoss` (default: the session timeout).
+    /// failing with `ConnectionLoss` (default: the session timeout, at
+    /// least [`CONNECT_TIMEOUT_MIN_DEFAULT`]).
     pub fn connect_timeout(mut self, timeout: Duration) -> RemoteBuilder {
         self.connect_timeout = Some(timeout);
         self
     }
 
     /// The longest any call waits, for a connection and then for its reply
-    /// (default: the session timeout). A call that gets no reply in time
+    /// (default: the session timeout the server granted). A call that gets no reply in time
     /// fails with `OperationTimeout`; one that finds no connection in time
     /// fails with `ConnectionLoss`.
     pub fn request_timeout(mut self, timeout: Duration) -> RemoteBuilder {
@@ -231,14 +237,16 @@ impl RemoteBuilder {
         let requested_ms = i32::try_from(self.session_timeout.as_millis())
             .unwrap_or(i32::MAX)
             .max(1);
-        let connect_timeout = self.connect_timeout.unwrap_or(self.session_timeout);
+        let connect_timeout = self
+            .connect_timeout
+            .unwrap_or(self.session_timeout.max(CONNECT_TIMEOUT_MIN_DEFAULT));
         let (session_id, password) = self.resume.unwrap_or((0, vec![0; 16]));
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let inner = Arc::new(Inner {
             hosts,
             chroot: parsed.chroot,
             requested_ms,
-            request_timeout: self.request_timeout.unwrap_or(self.session_timeout),
+            request_timeout: self.request_timeout,
             shared: Mutex::new(Shared {
                 state: KeeperState::Disconnected,
                 close_sent: false,
@@ -359,7 +367,8 @@ struct Inner {
     hosts: Vec<(String, u16)>,
     chroot: Option<String>,
     requested_ms: i32,
-    request_timeout: Duration,
+    /// `None`: the negotiated session timeout.
+    request_timeout: Option<Duration>,
     shared: Mutex<Shared>,
     /// Signalled when `Shared::state` changes or the session is closing.
     changed: Condvar,
@@ -493,7 +502,7 @@ impl RemoteSession {
         let state = self.inner.shared.lock().state;
         let result = match state {
             KeeperState::SyncConnected | KeeperState::ConnectedReadOnly => {
-                let deadline = Instant::now() + self.inner.request_timeout;
+                let deadline = Instant::now() + self.inner.request_timeout();
                 self.inner
                     .call_until(Request::CloseSession, None, deadline)
                     .map(|_| ())
@@ -545,7 +554,7 @@ impl RemoteSession {
     }
 
     fn call(&self, request: Request, watch: Option<WatchOnReply>) -> Result<Response> {
-        let deadline = Instant::now() + self.inner.request_timeout;
+        let deadline = Instant::now() + self.inner.request_timeout();
         self.inner.call_until(request, watch, deadline)
     }
 
@@ -696,6 +705,13 @@ fn write_frame(shared: &mut Shared, frame: &[u8]) -> std::io::Result<()> {
 }
 
 impl Inner {
+    fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or_else(|| {
+            let ms = self.shared.lock().negotiated_ms;
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0).max(1))
+        })
+    }
+
     /// Waits for a connection, sends the request, and waits for its reply.
     fn call_until(
         &self,
@@ -734,7 +750,7 @@ impl Inner {
         match rx.recv_deadline(deadline) {
             Ok(answer) => answer,
             Err(_) => Err(Error::new(ErrorKind::OperationTimeout)
-                .detail(format!("no reply within {:?}", self.request_timeout))),
+                .detail(format!("no reply within {:?}", self.request_timeout()))),
         }
     }
 
@@ -1578,7 +1594,7 @@ impl Coordinator for RemoteSession {
     /// scheme) fails with `AuthFailed` and, as with ZooKeeper's own clients,
     /// leaves the session unusable (state `AuthFailed`).
     fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
-        let deadline = Instant::now() + self.inner.request_timeout;
+        let deadline = Instant::now() + self.inner.request_timeout();
         let rx = {
             let mut shared = self.inner.shared.lock();
             self.inner.wait_connected(&mut shared, deadline)?;
@@ -1607,7 +1623,7 @@ impl Coordinator for RemoteSession {
             Ok(code) => Err(server_error(code).detail(format!("scheme {scheme:?} refused"))),
             Err(_) => Err(Error::new(ErrorKind::OperationTimeout).detail(format!(
                 "no auth reply within {:?}",
-                self.inner.request_timeout
+                self.inner.request_timeout()
             ))),
         }
     }

@@ -288,3 +288,58 @@ fn closed_remote_sessions_refuse_work_and_resume_fails() {
     let closed_event = s.events().try_iter().last().expect("a Closed event");
     assert_eq!(closed_event.state, KeeperState::Closed);
 }
+
+/// C.1: the server clamps the requested timeout into its range
+/// (2 to 20 ticks; `.ci/zookeeper.sh` runs with a 1 s tick).
+#[test]
+fn timeouts_are_negotiated() {
+    let Some(backend) = crate::remote() else {
+        eprintln!("INNKEEPER_ZK is not set: resume checks skipped");
+        return;
+    };
+    let short = RemoteSession::connect(&backend.0, Duration::from_millis(10)).unwrap();
+    let long = RemoteSession::connect(&backend.0, Duration::from_secs(3600)).unwrap();
+    assert!(
+        short.timeout() > Duration::from_millis(10),
+        "{:?}",
+        short.timeout()
+    );
+    assert!(
+        long.timeout() < Duration::from_secs(3600),
+        "{:?}",
+        long.timeout()
+    );
+    assert!(short.timeout() < long.timeout());
+}
+
+/// C.5, C.6: a session closed through another handle is reported Expired
+/// to the first one when it reconnects, and its calls fail with SessionExpired.
+#[test]
+fn a_session_closed_elsewhere_is_reported_expired() {
+    let Some(backend) = crate::remote() else {
+        eprintln!("INNKEEPER_ZK is not set: resume checks skipped");
+        return;
+    };
+    let s = Remote::connect(&backend.0);
+    let (w, watch_events) = Watcher::channel();
+    s.exists_with("/conformance-never-created", Some(&w))
+        .unwrap();
+    let (id, password) = (s.session_id(), s.password());
+    // Resuming the session elsewhere closes this handle's connection; closing
+    // it there ends the session. The two handles may take the connection
+    // from each other a few times before the close gets through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.state() != KeeperState::Expired {
+        assert!(Instant::now() < deadline, "never expired: {:?}", s.state());
+        if let Ok(other) = RemoteSession::builder(&backend.0)
+            .resume(id, &password)
+            .connect()
+        {
+            let _ = other.close();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(s.exists("/").unwrap_err().kind(), ErrorKind::SessionExpired);
+    let states: Vec<_> = watch_events.drain().into_iter().map(|e| e.state).collect();
+    assert_eq!(states.last(), Some(&KeeperState::Expired), "{states:?}");
+}
