@@ -46,7 +46,7 @@ use crate::proto::{
 };
 
 /// ZooKeeper's default client port, used when a host names none.
-pub const DEFAULT_PORT: u16 = 2181;
+pub(crate) const DEFAULT_PORT: u16 = 2181;
 
 /// The longest a connection may stay quiet before a ping, whatever the
 /// timeout (the Java client's `MAX_SEND_PING_INTERVAL`).
@@ -62,7 +62,7 @@ const SET_WATCHES_BYTES_MAX: usize = 128 * 1024;
 /// The least time [`RemoteBuilder::connect`] waits for a first session
 /// unless told otherwise: a server clamps a tiny session timeout up, and
 /// establishing a session takes a round trip or two.
-pub const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -192,8 +192,8 @@ impl RemoteBuilder {
     }
 
     /// How long [`RemoteBuilder::connect`] tries to reach a server before
-    /// failing with `ConnectionLoss` (default: the session timeout, at
-    /// least [`CONNECT_TIMEOUT_MIN_DEFAULT`]).
+    /// failing with `ConnectionLoss` (default: the session timeout, and at
+    /// least 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> RemoteBuilder {
         self.connect_timeout = Some(timeout);
         self
