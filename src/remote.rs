@@ -462,7 +462,20 @@ impl RemoteSession {
     }
 
     /// A builder for a session on the ensemble of `connect_string`
-    /// (`host[:port],…[/chroot]`).
+    /// (`host[:port],…[/chroot]`; the port defaults to 2181).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use innkeeper::{Coordinator, RemoteSession};
+    ///
+    /// let zk = RemoteSession::builder("zk1:2181,zk2:2181,zk3:2181/service")
+    ///     .session_timeout(Duration::from_secs(10))
+    ///     .request_timeout(Duration::from_secs(5))
+    ///     .auth("digest", b"app:secret")
+    ///     .connect()?;
+    /// println!("session {:#x} on {:?}", zk.session_id(), zk.server());
+    /// # Ok::<(), innkeeper::Error>(())
+    /// ```
     pub fn builder(connect_string: &str) -> RemoteBuilder {
         RemoteBuilder {
             connect_string: connect_string.to_string(),
@@ -1424,6 +1437,10 @@ impl Coordinator for RemoteSession {
         }
     }
 
+    /// Creates travel as create2 (or createContainer / createTTL), but
+    /// ZooKeeper 3.8 answers a create inside a multi with its path only
+    /// (`zookeeper-reference.md` E.3): the Stat of an [`OpResult::Create`]
+    /// is then all zeros.
     fn multi_results(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         // The Java client answers an empty multi locally (E.1).
         if ops.is_empty() {
