@@ -1438,9 +1438,11 @@ impl Coordinator for RemoteSession {
     }
 
     /// Creates travel as create2 (or createContainer / createTTL), but
-    /// ZooKeeper 3.8 answers a create inside a multi with its path only
-    /// (`zookeeper-reference.md` E.3): the Stat of an [`OpResult::Create`]
-    /// is then all zeros.
+    /// Apache ZooKeeper 3.8.0 answers a create2 inside a multi with the path
+    /// only (result type 1, where `zookeeper-reference.md` E.3 says 15), so
+    /// the Stat of an [`OpResult::Create`] for a persistent, ephemeral or
+    /// sequential node is then all zeros; container and TTL creates come
+    /// with their Stat.
     fn multi_results(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         // The Java client answers an empty multi locally (E.1).
         if ops.is_empty() {

@@ -566,8 +566,8 @@ pub fn multi_success_shape(b: &dyn Backend) {
         ])
         .unwrap();
     assert_eq!(results.len(), 6);
-    // ZooKeeper 3.8.0 answers a create inside a multi without its Stat
-    // (result type 1, E.3), so only the path is compared here.
+    // Apache ZooKeeper 3.8.0 answers a create2 inside a multi without its
+    // Stat (result type 1; E.3 says 15), so only the path is compared here.
     let OpResult::Create { path, .. } = &results[0] else {
         panic!("{results:?}")
     };
