@@ -1038,3 +1038,101 @@ pub fn a_read_watch_downgrades_a_persistent_one(b: &dyn Backend) {
         .unwrap();
     expect_event(&persistent, EventType::NodeChildrenChanged, &p);
 }
+
+/// Many threads share one session; each call gets its own reply (H.5: the
+/// replies come in request order and are matched by xid).
+pub fn concurrent_calls_share_one_session(b: &dyn Backend) {
+    let s: std::sync::Arc<dyn innkeeper::Coordinator> = std::sync::Arc::from(b.session());
+    let p = b.root(&*s, "concurrent");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = std::sync::Arc::clone(&s);
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let path = format!("{p}/t{t}-{i}");
+                    let data = format!("{t}:{i}");
+                    assert_eq!(
+                        s.create(&path, data.as_bytes(), CreateMode::Persistent)
+                            .unwrap(),
+                        path
+                    );
+                    assert_eq!(s.get_data(&path).unwrap().0, data.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(s.get_children(&p).unwrap().len(), 400);
+    assert_eq!(s.get_all_children_number(&p).unwrap(), 400);
+}
+
+/// A callback watcher runs off the session's I/O path and may call the
+/// session it watches (the Java client's event thread does the same).
+pub fn callbacks_may_call_the_session(b: &dyn Backend) {
+    let s: std::sync::Arc<dyn innkeeper::Coordinator> = std::sync::Arc::from(b.session());
+    let other = b.session();
+    let p = b.root(&*s, "callback");
+    catch_up(&*other);
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let weak = std::sync::Arc::downgrade(&s);
+    let callback = Watcher::callback(move |event| {
+        if event.event_type != EventType::NodeDataChanged {
+            return;
+        }
+        if let (Some(s), Some(path)) = (weak.upgrade(), event.path) {
+            let _ = done_tx.send(s.get_data(&path).map(|(d, _)| d));
+        }
+    });
+    s.get_data_with(&p, Some(&callback)).unwrap();
+    other.set_data(&p, b"from-callback", -1).unwrap();
+    let read = done.recv_timeout(EVENT_WAIT).expect("the callback ran");
+    assert_eq!(read.unwrap(), b"from-callback");
+}
+
+/// E.4, G.1: a multiRead op without READ fails alone with NoAuth.
+pub fn multi_read_checks_acls_per_op(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "multi-read-acl");
+    let locked = format!("{p}/locked");
+    s.create_with(
+        &locked,
+        Some(b"x"),
+        &CreateOptions::new(CreateMode::Persistent).acl(vec![Acl::new(Perms::WRITE, Id::anyone())]),
+    )
+    .unwrap();
+    let results = s
+        .multi_read(&[
+            ReadOp::GetData(locked.clone()),
+            ReadOp::GetChildren(locked.clone()),
+            ReadOp::GetChildren(p.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![
+            ReadResult::Error(ErrorKind::NoAuth),
+            ReadResult::Error(ErrorKind::NoAuth),
+            ReadResult::Children(vec!["locked".into()]),
+        ]
+    );
+}
+
+/// D.1, D.5: an exists watch on a missing node is removable as a data watch.
+pub fn exist_watches_are_data_watches_for_removal(b: &dyn Backend) {
+    let s = b.session();
+    let p = b.root(&*s, "exist-remove");
+    let x = format!("{p}/x");
+    let (w, events) = Watcher::channel();
+    assert_eq!(s.exists_with(&x, Some(&w)).unwrap(), None);
+    assert_err(
+        s.remove_watches(&x, WatcherType::Children, None),
+        ErrorKind::NoWatcher,
+    );
+    s.remove_watches(&x, WatcherType::Data, None).unwrap();
+    expect_event(&events, EventType::DataWatchRemoved, &x);
+    s.create(&x, b"", CreateMode::Persistent).unwrap();
+    expect_quiet(&events);
+}

@@ -188,4 +188,8 @@ conformance!(
     multi_check_ops,
     event_order_within_a_session,
     a_read_watch_downgrades_a_persistent_one,
+    concurrent_calls_share_one_session,
+    callbacks_may_call_the_session,
+    multi_read_checks_acls_per_op,
+    exist_watches_are_data_watches_for_removal,
 );
