@@ -26,6 +26,21 @@ fn ctl(script: &str, command: &str, n: usize) {
     assert!(status.success(), "{script} {command} {n}: {status}");
 }
 
+/// Runs `op` until it does not fail with ConnectionLoss (for 30 s at most):
+/// a session whose server is stopped, or loses its leader, sees in-flight
+/// calls fail with ConnectionLoss and then reconnects (C.6).
+#[track_caller]
+fn retry<T>(mut op: impl FnMut() -> innkeeper::Result<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(e) if e.kind() == ErrorKind::ConnectionLoss && Instant::now() < deadline => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Waits for a state event on the session's default stream.
 #[track_caller]
 fn wait_state(session: &RemoteSession, state: KeeperState, wait: Duration) {
@@ -145,26 +160,26 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
     assert_eq!(state_event.state, KeeperState::SyncConnected);
 
     // Ephemerals and the lock are still there and still ours.
-    observer.sync("/").unwrap();
+    retry(|| observer.sync("/"));
     assert_eq!(
-        observer.exists(&lock).unwrap().map(|st| st.ephemeral_owner),
+        retry(|| observer.exists(&lock)).map(|st| st.ephemeral_owner),
         Some(session_id)
     );
     assert_eq!(s.get_ephemerals(&root).unwrap(), vec![lock.clone()]);
-    let mut children = observer.get_children(&root).unwrap();
+    let mut children = retry(|| observer.get_children(&root));
     children.sort();
     assert_eq!(format!("{root}/{}", children[0]), lock, "the lock is held");
 
     // The credential came along.
     assert_eq!(s.get_data(&secret).unwrap().0, b"s");
-    assert_eq!(
-        observer.get_data(&secret).unwrap_err().kind(),
-        ErrorKind::NoAuth
-    );
+    retry(|| match observer.get_data(&secret) {
+        Err(e) if e.kind() == ErrorKind::NoAuth => Ok(()),
+        other => other.map(|_| panic!("read without the credential")),
+    });
 
     // Watches were re-registered with SetWatches (D.6).
     while recursive_events.try_recv().is_some() {}
-    observer.set_data(&root, b"after", -1).unwrap();
+    retry(|| observer.set_data(&root, b"after", -1));
     let event = data_events
         .wait(EVENT_WAIT)
         .expect("data watch after failover");
@@ -186,8 +201,8 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
     ctl(&script, "server-start", n);
     // Closing releases the lock for everyone.
     s.close().unwrap();
-    observer.sync("/").unwrap();
-    assert_eq!(observer.exists(&lock).unwrap(), None);
+    retry(|| observer.sync("/"));
+    assert_eq!(retry(|| observer.exists(&lock)), None);
     let cleaner = Remote::connect(&ensemble);
     cleaner.add_auth("digest", b"failover:pw").unwrap();
     cleaner.delete_all(&root).unwrap();
@@ -211,13 +226,31 @@ fn a_hung_server_is_left_after_the_read_timeout() {
     let e = s
         .create(&format!("{root}/e"), b"", CreateMode::Ephemeral)
         .unwrap();
+    let (dw, data_events) = Watcher::channel();
+    s.get_data_with(&root, Some(&dw)).unwrap();
     while s.events().try_recv().is_ok() {}
     let (server, n) = server_number(&s, &ensemble);
+    // A writer pinned to another server changes the watched node while the
+    // session is stuck: the event reaches it after the reconnect, from the
+    // SetWatches catch-up if the change came first (D.6).
+    let elsewhere = ensemble.split(',').find(|h| *h != server).unwrap();
+    let writer = RemoteSession::builder(elsewhere)
+        .session_timeout(Duration::from_secs(10))
+        .request_timeout(Duration::from_secs(30))
+        .connect()
+        .unwrap();
     let read_timeout = s.timeout() * 2 / 3;
     let started = Instant::now();
     ctl(&script, "server-pause", n);
+    let write = {
+        let root = root.clone();
+        // Freezing the leader costs the others an election; the writer may
+        // lose its connection meanwhile, so it retries.
+        std::thread::spawn(move || retry(|| writer.set_data(&root, b"while-hung", -1)))
+    };
     wait_state(&s, KeeperState::Disconnected, Duration::from_secs(15));
     let noticed = started.elapsed();
+    write.join().unwrap();
     ctl(&script, "server-resume", n);
     eprintln!(
         "hung {server} noticed after {noticed:?} (read timeout {read_timeout:?}); now on {:?}",
@@ -232,13 +265,19 @@ fn a_hung_server_is_left_after_the_read_timeout() {
         "{noticed:?}"
     );
     wait_state(&s, KeeperState::SyncConnected, Duration::from_secs(20));
-    observer.sync("/").unwrap();
+    let event = crate::next_node_event(data_events.receiver(), Duration::from_secs(10))
+        .expect("the change made while the session was stuck");
     assert_eq!(
-        observer.exists(&e).unwrap().map(|st| st.ephemeral_owner),
+        (event.event_type, event.path.as_deref()),
+        (EventType::NodeDataChanged, Some(root.as_str()))
+    );
+    retry(|| observer.sync("/"));
+    assert_eq!(
+        retry(|| observer.exists(&e)).map(|st| st.ephemeral_owner),
         Some(s.session_id())
     );
     s.close().unwrap();
-    observer.delete_all(&root).unwrap();
+    retry(|| observer.delete_all(&root));
 }
 
 #[test]
