@@ -3,12 +3,20 @@
 # through the remote client: first a standalone server, then a 3-server
 # ensemble, where the failover test also runs. Every server is stopped on exit.
 #
-# To run the same suite against another server (e.g. `innkeeper serve`):
+# When the crate has the `innkeeper` binary (or INNKEEPER_BIN names one), the
+# suite also runs against `innkeeper serve --in-memory` on 127.0.0.1:21900.
+#
+# To run the same suite against any other server:
 #   INNKEEPER_ZK=127.0.0.1:PORT cargo test --test conformance
 set -euo pipefail
 cd "$(dirname "$0")/.."
 zk=.ci/zookeeper.sh
-trap '"$zk" stop-all' EXIT
+serve_pid=
+cleanup() {
+  "$zk" stop-all
+  if [[ -n $serve_pid ]]; then kill "$serve_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 eval "$("$zk" env)"
 export INNKEEPER_ZK_CTL="$PWD/$zk"
 
@@ -24,3 +32,24 @@ INNKEEPER_ZK=$INNKEEPER_ZK_ENSEMBLE cargo test --test conformance -- --skip fail
 # requests of unrelated checks that happen to be in flight on them.
 INNKEEPER_ZK=$INNKEEPER_ZK_ENSEMBLE INNKEEPER_ZK_ENSEMBLE=$INNKEEPER_ZK_ENSEMBLE \
   cargo test --test conformance failover:: -- --nocapture --test-threads=1
+
+bin=${INNKEEPER_BIN:-}
+if [[ -z $bin && -f src/bin/innkeeper.rs ]]; then
+  cargo build --bin innkeeper
+  bin=${CARGO_TARGET_DIR:-target}/debug/innkeeper
+fi
+if [[ -n $bin ]]; then
+  echo "--- conformance: $bin serve on 127.0.0.1:21900"
+  log=$(mktemp)
+  # The same settings as the ZooKeeper servers of .ci/zookeeper.sh.
+  "$bin" serve --in-memory --port 21900 --tick-ms 1000 --extended-types --4lw '*' \
+    --max-client-connections 0 --reap-interval-ms 1000 >"$log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q serving "$log" && break
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  grep -q serving "$log" || { cat "$log"; echo "innkeeper serve not ready in 10 s" >&2; exit 1; }
+  INNKEEPER_ZK=127.0.0.1:21900 cargo test --test conformance
+fi

@@ -9,7 +9,8 @@
 #   server-stop N        stop server N (1..3) of the ensemble (SIGKILL, as a crash)
 #   server-start N       start server N of the ensemble again; waits until it serves
 #   server-pause N       freeze server N (SIGSTOP): it keeps its sockets open and answers nothing
-#   server-resume N      let server N run again (SIGCONT)
+#   server-resume N      let server N run again (SIGCONT); waits until it serves
+#   ensemble-wait        waits until all three servers serve (leader or follower)
 #   stop-all             stop everything this script started
 #   env                  print the variables the tests read (INNKEEPER_ZK, INNKEEPER_ZK_ENSEMBLE, INNKEEPER_ZK_PIDS)
 #
@@ -150,6 +151,13 @@ case $cmd in
     signal=STOP
     [[ $cmd == server-resume ]] && signal=CONT
     kill -s "$signal" "$(cat "$dir/pid")"
+    if [[ $cmd == server-resume ]]; then
+      read -r -a ports <<<"$(ensemble_ports)"
+      wait_ready "${ports[$(($2 - 1))]}"
+    fi
+    ;;
+  ensemble-wait)
+    for port in $(ensemble_ports); do wait_ready "$port"; done
     ;;
   stop-all)
     stop_server "$ZK_BASE/standalone"
@@ -162,7 +170,7 @@ case $cmd in
     echo "INNKEEPER_ZK_PIDS=$(ensemble_dir 1)/pid,$(ensemble_dir 2)/pid,$(ensemble_dir 3)/pid"
     ;;
   *)
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 2
     ;;
 esac

@@ -18,12 +18,15 @@ use innkeeper::{
 use crate::{Backend, Remote, EVENT_WAIT};
 
 fn ctl(script: &str, command: &str, n: usize) {
+    ctl_args(script, &[command, &n.to_string()]);
+}
+
+fn ctl_args(script: &str, args: &[&str]) {
     let status = Command::new(script)
-        .arg(command)
-        .arg(n.to_string())
+        .args(args)
         .status()
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    assert!(status.success(), "{script} {command} {n}: {status}");
+    assert!(status.success(), "{script} {args:?}: {status}");
 }
 
 /// Runs `op` until it does not fail with ConnectionLoss (for 30 s at most):
@@ -72,6 +75,8 @@ fn ensemble() -> Option<(String, String, std::sync::MutexGuard<'static, ()>)> {
     let guard = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The previous test may have left an election going on.
+    ctl_args(&script, &["ensemble-wait"]);
     Some((ensemble, script, guard))
 }
 
@@ -92,7 +97,11 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
         return;
     };
     let backend = Remote(ensemble.clone());
-    let s = Remote::connect(&ensemble);
+    let s = RemoteSession::builder(&ensemble)
+        .session_timeout(Duration::from_secs(10))
+        .request_timeout(Duration::from_secs(30))
+        .connect()
+        .unwrap();
     let observer = Remote::connect(&ensemble);
     let session_id = s.session_id();
     let root = backend.root(&s, "failover");
