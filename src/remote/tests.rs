@@ -339,3 +339,46 @@ fn garbage_from_the_server_drops_the_connection_without_panicking() {
     drop(session);
     server.join().unwrap();
 }
+
+#[test]
+fn a_request_without_a_reply_times_out_while_pings_keep_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        // Swallow the request; keep answering pings until the client hangs up.
+        let (_, request) = next_request(&mut stream);
+        assert_eq!(request, Request::Sync { path: "/".into() });
+        let mut len = [0u8; 4];
+        while stream.read_exact(&mut len).is_ok() {
+            let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(len)).unwrap_or(0)];
+            if stream.read_exact(&mut body).is_err() {
+                break;
+            }
+            let header = proto::decode_request_header(&body).unwrap();
+            if header.xid == xid::PING || header.opcode == proto::opcode::CLOSE_SESSION {
+                let reply = ReplyHeader {
+                    xid: header.xid,
+                    zxid: 1,
+                    err: 0,
+                };
+                stream
+                    .write_all(&proto::encode_reply(&reply, None))
+                    .unwrap();
+            }
+        }
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .request_timeout(Duration::from_millis(1500))
+        .connect()
+        .unwrap();
+    let started = Instant::now();
+    let err = session.sync("/").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OperationTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    // The pings were answered: the connection is still up.
+    assert_eq!(session.state(), KeeperState::SyncConnected);
+    drop(session);
+    server.join().unwrap();
+}
