@@ -1639,7 +1639,11 @@ impl Coordinator for RemoteSession {
             // The connection dropped first: the credential is kept and goes
             // out again right after the reconnect handshake.
             Ok(code) if code == ErrorKind::ConnectionLoss.code() => Ok(()),
-            Ok(code) => Err(server_error(code).detail(format!("scheme {scheme:?} refused"))),
+            Ok(code) if code == ErrorKind::AuthFailed.code() => {
+                Err(Error::new(ErrorKind::AuthFailed)
+                    .detail(format!("the server refused scheme {scheme:?}")))
+            }
+            Ok(code) => Err(server_error(code)),
             Err(_) => Err(Error::new(ErrorKind::OperationTimeout).detail(format!(
                 "no auth reply within {:?}",
                 self.inner.request_timeout()
