@@ -859,7 +859,6 @@ impl Inner {
             match self.establish(host) {
                 Ok((stream, splitter)) => {
                     failures_in_row = 0;
-                    self.broadcast(KeeperState::SyncConnected, false);
                     match self.serve(&stream, splitter) {
                         End::Lost(reason) => self.lost(&reason),
                         End::Closing => {
@@ -1027,6 +1026,10 @@ impl Inner {
             KeeperState::SyncConnected
         };
         shared.server = Some(format!("{}:{}", host.0, host.1));
+        // Watchers hear of the connection before any caller can use it, so a
+        // caller that waited for it finds the event already there. Nothing
+        // here blocks: channels are unbounded and callbacks run elsewhere.
+        self.broadcast(shared.state, false);
         self.changed.notify_all();
         Ok((stream, splitter))
     }

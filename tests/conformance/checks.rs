@@ -1136,3 +1136,23 @@ pub fn exist_watches_are_data_watches_for_removal(b: &dyn Backend) {
     s.create(&x, b"", CreateMode::Persistent).unwrap();
     expect_quiet(&events);
 }
+
+/// C.6, I.1: a new session's default watcher hears `SyncConnected` first
+/// (zkCli prints `WatchedEvent state:SyncConnected type:None path:null`).
+pub fn a_new_session_reports_sync_connected(b: &dyn Backend) {
+    let s = b.session();
+    let first = s.events().try_recv();
+    if b.is_in_process() {
+        // FIXME(in-process): ZooKeeper's clients tell the default watcher
+        // `None/SyncConnected` once the session is established; an
+        // in-process session's stream starts empty.
+        assert!(first.is_err(), "{first:?}");
+    } else {
+        let first = first.expect("SyncConnected on connect");
+        assert_eq!(
+            (first.event_type, first.state, first.path),
+            (EventType::None, KeeperState::SyncConnected, None)
+        );
+    }
+    assert_eq!(s.state(), KeeperState::SyncConnected);
+}

@@ -192,4 +192,5 @@ conformance!(
     callbacks_may_call_the_session,
     multi_read_checks_acls_per_op,
     exist_watches_are_data_watches_for_removal,
+    a_new_session_reports_sync_connected,
 );
