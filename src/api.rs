@@ -532,6 +532,11 @@ impl Keeper {
         let sink: Arc<dyn EventSink> = rt.clone();
         let hooks = Arc::new(SessionHooks::new(identities, sink, true));
         let (id, password) = self.engine.open_session(timeout_ms, hooks.clone())?;
+        // As ZooKeeper's clients do, the default watcher hears the session
+        // is established before anything else.
+        rt.deliver(vec![Delivery::Default(WatchedEvent::state(
+            KeeperState::SyncConnected,
+        ))]);
         Ok(Session {
             engine: self.engine.clone(),
             id,
@@ -741,6 +746,8 @@ impl Session {
             KeeperState::Closed => {
                 Err(Error::new(ErrorKind::SessionExpired).detail("the session was closed"))
             }
+            KeeperState::AuthFailed => Err(Error::new(ErrorKind::AuthFailed)
+                .detail("an earlier authentication failed; the handle is dead")),
             _ => Err(Error::new(ErrorKind::SessionExpired)),
         }
     }
@@ -783,6 +790,13 @@ impl Coordinator for Session {
         data: Option<&[u8]>,
         options: &CreateOptions,
     ) -> Result<(String, Stat)> {
+        // Checked first, as the Java client does (A.1); a sequential prefix
+        // may end with '/'.
+        if options.mode.is_sequential() {
+            path::validate_sequential_prefix(path)?;
+        } else {
+            path::validate(path)?;
+        }
         match self.op(Op::create_with(path, data, options))? {
             OpOutcome::Created(p, stat) => Ok((p, stat)),
             _ => Err(Error::new(ErrorKind::SystemError)),
@@ -790,10 +804,12 @@ impl Coordinator for Session {
     }
 
     fn delete(&self, path: &str, version: i32) -> Result<()> {
+        path::validate(path)?;
         self.op(Op::delete(path, version)).map(|_| ())
     }
 
     fn set_data_with(&self, path: &str, data: Option<&[u8]>, version: i32) -> Result<Stat> {
+        path::validate(path)?;
         let op = WriteOp::SetData {
             path: path.to_string(),
             data: data.map(<[u8]>::to_vec),
@@ -806,6 +822,7 @@ impl Coordinator for Session {
     }
 
     fn exists_with(&self, path: &str, watcher: Option<&Watcher>) -> Result<Option<Stat>> {
+        path::validate(path)?;
         self.check_usable()?;
         let ids = self.identities();
         let register = |exists: bool| {
@@ -833,6 +850,7 @@ impl Coordinator for Session {
         path: &str,
         watcher: Option<&Watcher>,
     ) -> Result<(Option<Vec<u8>>, Stat)> {
+        path::validate(path)?;
         self.check_usable()?;
         let ids = self.identities();
         let register = |_: bool| {
@@ -855,6 +873,7 @@ impl Coordinator for Session {
         path: &str,
         watcher: Option<&Watcher>,
     ) -> Result<(Vec<String>, Stat)> {
+        path::validate(path)?;
         self.check_usable()?;
         let ids = self.identities();
         let register = |_: bool| {
@@ -873,6 +892,7 @@ impl Coordinator for Session {
     }
 
     fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat)> {
+        path::validate(path)?;
         self.check_usable()?;
         let ids = self.identities();
         self.engine
@@ -881,6 +901,7 @@ impl Coordinator for Session {
     }
 
     fn set_acl(&self, path: &str, acl: &[Acl], aversion: i32) -> Result<Stat> {
+        path::validate(path)?;
         let op = WriteOp::SetAcl {
             path: path.to_string(),
             acl: acl.to_vec(),
@@ -924,6 +945,7 @@ impl Coordinator for Session {
     }
 
     fn get_all_children_number(&self, path: &str) -> Result<u64> {
+        path::validate(path)?;
         self.check_usable()?;
         let ids = self.identities();
         self.engine
@@ -932,16 +954,19 @@ impl Coordinator for Session {
     }
 
     fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
+        path::validate(prefix)?;
         self.check_usable()?;
         self.engine.get_ephemerals(self.id, prefix)
     }
 
-    fn sync(&self, _path: &str) -> Result<()> {
+    fn sync(&self, path: &str) -> Result<()> {
+        path::validate(path)?;
         self.check_usable()?;
         self.engine.sync(self.id)
     }
 
     fn add_watch(&self, path: &str, mode: AddWatchMode, watcher: &Watcher) -> Result<()> {
+        path::validate(path)?;
         self.check_usable()?;
         let recursive = mode == AddWatchMode::PersistentRecursive;
         let kind = if recursive {
@@ -960,6 +985,7 @@ impl Coordinator for Session {
         kind: WatcherType,
         watcher: Option<&Watcher>,
     ) -> Result<()> {
+        path::validate(path)?;
         self.check_usable()?;
         if !self.rt.watches.lock().contains(path, kind, watcher) {
             return Err(Error::with_path(ErrorKind::NoWatcher, path));
@@ -986,6 +1012,16 @@ impl Coordinator for Session {
     fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
         self.check_usable()?;
         if scheme != "digest" {
+            // ZooKeeper closes the connection and the client handle is dead
+            // (C.6); the session itself lives on until it expires.
+            self.hooks.attached.store(false, Ordering::Release);
+            *self.rt.state.write() = KeeperState::AuthFailed;
+            let event = WatchedEvent::state(KeeperState::AuthFailed);
+            let mut deliveries = self.rt.watches.lock().all(&event, false);
+            if !deliveries.iter().any(|d| matches!(d, Delivery::Default(_))) {
+                deliveries.push(Delivery::Default(event));
+            }
+            self.rt.deliver(deliveries);
             return Err(
                 Error::new(ErrorKind::AuthFailed).detail(format!("unknown scheme {scheme:?}"))
             );

@@ -49,31 +49,13 @@ fn expect_quiet(events: &innkeeper::WatchReceiver) {
 pub fn paths_are_validated_before_anything_else(b: &dyn Backend) {
     let s = b.session();
     for bad in ["", "a", "/a/", "//a", "/a/./b", "/a/../b", "/a\u{0}b"] {
-        if b.is_in_process() {
-            // FIXME(in-process): the Java client validates every path before
-            // sending (A.1), so every op fails with InvalidPath. The engine
-            // follows the server's check order instead (A.4, F.2): create
-            // looks for the parent first (`create("/a/")` is NoNode), exists
-            // checks only for NUL and answers "no node" (`exists("a")` is
-            // `Ok(None)`), getData and delete say NoNode (`get_data("")`).
-            let create = s.create(bad, b"", CreateMode::Persistent);
-            assert!(create.is_err(), "{bad:?}: {create:?}");
-            assert!(s.get_data(bad).is_err(), "{bad:?}");
-            assert!(s.delete(bad, -1).is_err(), "{bad:?}");
-            let exists = s.exists(bad).map_err(|e| e.kind());
-            assert!(
-                matches!(exists, Ok(None) | Err(ErrorKind::BadArguments)),
-                "{bad:?}: {exists:?}"
-            );
-        } else {
-            assert_err(
-                s.create(bad, b"", CreateMode::Persistent),
-                ErrorKind::InvalidPath,
-            );
-            assert_err(s.get_data(bad), ErrorKind::InvalidPath);
-            assert_err(s.exists(bad), ErrorKind::InvalidPath);
-            assert_err(s.delete(bad, -1), ErrorKind::InvalidPath);
-        }
+        assert_err(
+            s.create(bad, b"", CreateMode::Persistent),
+            ErrorKind::InvalidPath,
+        );
+        assert_err(s.get_data(bad), ErrorKind::InvalidPath);
+        assert_err(s.exists(bad), ErrorKind::InvalidPath);
+        assert_err(s.delete(bad, -1), ErrorKind::InvalidPath);
     }
     // A sequential prefix may end with '/' (A.5).
     let root = b.root(&*s, "paths");
@@ -753,8 +735,9 @@ pub fn who_am_i_and_auth_failure(b: &dyn Backend) {
     assert_eq!(digest.len(), 1);
     assert_eq!(digest[0].user, "bob");
     if b.is_in_process() {
-        // FIXME(in-process): a fresh connection has `ip:127.0.0.1` in
-        // ZooKeeper (G.3); an in-process session has no ip identity.
+        // By design: an in-process session has no connection, so no `ip:`
+        // identity (a wire connection has one, G.3). `Keeper::session_with`
+        // gives a session initial identities where a test needs them.
         assert!(before.is_empty(), "{before:?}");
     } else {
         assert_eq!(before.len(), 1, "{before:?}");
@@ -762,15 +745,8 @@ pub fn who_am_i_and_auth_failure(b: &dyn Backend) {
     }
     let failed = s.add_auth("nosuchscheme", b"x");
     assert_eq!(failed.unwrap_err().kind(), ErrorKind::AuthFailed);
-    if b.is_in_process() {
-        // FIXME(in-process): ZooKeeper closes the connection after a refused
-        // auth and the session handle is dead (C.6 AuthFailed); the engine
-        // keeps the session usable.
-        assert_eq!(s.state(), KeeperState::SyncConnected);
-    } else {
-        assert_eq!(s.state(), KeeperState::AuthFailed);
-        assert_err(s.exists("/"), ErrorKind::AuthFailed);
-    }
+    assert_eq!(s.state(), KeeperState::AuthFailed);
+    assert_err(s.exists("/"), ErrorKind::AuthFailed);
 }
 
 /// A.2, F.2: getAllChildrenNumber, getEphemerals and sync.
@@ -799,16 +775,10 @@ pub fn counts_ephemerals_and_sync(b: &dyn Backend) {
     mine.sort();
     assert_eq!(mine, vec![format!("{p}/a/b"), format!("{p}/c")]);
     assert_eq!(other.get_ephemerals(&p).unwrap(), vec![format!("{p}/d")]);
-    if b.is_in_process() {
-        // FIXME(in-process): the Java client validates the prefix as a path
-        // (A.1), so `/p/` is refused before it is sent; the engine takes it.
-        assert!(other.get_ephemerals(&format!("{p}/")).is_ok());
-    } else {
-        assert_err(
-            other.get_ephemerals(&format!("{p}/")),
-            ErrorKind::InvalidPath,
-        );
-    }
+    assert_err(
+        other.get_ephemerals(&format!("{p}/")),
+        ErrorKind::InvalidPath,
+    );
     // The prefix is a string prefix, not a path prefix.
     assert_eq!(
         s.get_ephemerals(&format!("{p}/a")).unwrap(),
@@ -1142,17 +1112,10 @@ pub fn exist_watches_are_data_watches_for_removal(b: &dyn Backend) {
 pub fn a_new_session_reports_sync_connected(b: &dyn Backend) {
     let s = b.session();
     let first = s.events().try_recv();
-    if b.is_in_process() {
-        // FIXME(in-process): ZooKeeper's clients tell the default watcher
-        // `None/SyncConnected` once the session is established; an
-        // in-process session's stream starts empty.
-        assert!(first.is_err(), "{first:?}");
-    } else {
-        let first = first.expect("SyncConnected on connect");
-        assert_eq!(
-            (first.event_type, first.state, first.path),
-            (EventType::None, KeeperState::SyncConnected, None)
-        );
-    }
+    let first = first.expect("SyncConnected on connect");
+    assert_eq!(
+        (first.event_type, first.state, first.path),
+        (EventType::None, KeeperState::SyncConnected, None)
+    );
     assert_eq!(s.state(), KeeperState::SyncConnected);
 }

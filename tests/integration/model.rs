@@ -592,7 +592,7 @@ impl Harness {
         assert_eq!(own.last().map(|e| e.state), Some(state));
         let node_events: Vec<_> = own
             .iter()
-            .filter(|e| e.state == KeeperState::SyncConnected)
+            .filter(|e| e.state == KeeperState::SyncConnected && e.path.is_some())
             .map(|e| (e.event_type, e.path.clone().unwrap()))
             .collect();
         let want = std::mem::take(&mut self.model.events[slot]);
@@ -604,7 +604,7 @@ impl Harness {
             let got: Vec<_> = self.sessions[slot]
                 .events()
                 .try_iter()
-                .filter(|e| e.state == KeeperState::SyncConnected)
+                .filter(|e| e.state == KeeperState::SyncConnected && e.path.is_some())
                 .map(|e| (e.event_type, e.path.unwrap()))
                 .collect();
             let want = std::mem::take(&mut self.model.events[slot]);

@@ -434,7 +434,7 @@ impl Replay {
         let mut out = Vec::new();
         for (slot, s) in self.slots.iter().enumerate() {
             for e in s.events().try_iter() {
-                if e.state != KeeperState::SyncConnected {
+                if e.state != KeeperState::SyncConnected || e.path.is_none() {
                     continue;
                 }
                 out.push((
