@@ -79,6 +79,8 @@ mod watch;
 /// ZooKeeper's client wire protocol: jute records and framing, as pure functions over bytes.
 pub mod proto;
 
+pub mod server;
+
 pub use api::{
     wait_event, ClientInfo, Coordinator, CreateOptions, Keeper, KeeperBuilder, Op, OpResult,
     ReadOp, ReadResult, Session,

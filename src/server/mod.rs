@@ -1,0 +1,381 @@
+//! A ZooKeeper-wire-compatible TCP server over a [`Keeper`], so zkCli,
+//! Curator, kazoo and other ZooKeeper clients can use innkeeper as a local
+//! stand-in for an ensemble.
+//!
+//! The server holds no op semantics: every request goes to the engine. It
+//! owns sockets, the handshake, framing limits, per-connection ordering and
+//! the four-letter words (`zookeeper-reference.md` C, H).
+//!
+//! # Threads
+//!
+//! One accept thread, and per connection a reader thread (decodes a frame,
+//! calls the engine, queues the reply) and a writer thread (drains the
+//! connection's output queue to the socket). Notifications are queued by the
+//! engine while it applies a write, so they always precede any later reply
+//! on the same connection (D.4). Both per-connection threads run on small
+//! stacks.
+//!
+//! # Limits
+//!
+//! * frames above [`ServerConfig::frame_len_max`] close the connection (H.1);
+//! * a connection that sends no complete ConnectRequest within
+//!   [`ServerConfig::handshake_timeout`] is closed;
+//! * the reader stops reading requests while the output queue holds more
+//!   than [`ServerConfig::output_bytes_soft_max`] (back-pressure), and a
+//!   connection whose socket accepts nothing for
+//!   [`ServerConfig::write_stall_timeout`], or whose queue passes
+//!   [`ServerConfig::output_bytes_max`] through notifications alone, is
+//!   closed;
+//! * at most [`ServerConfig::connections_per_ip_max`] connections per peer
+//!   address (0 = unlimited), refused at accept.
+
+mod conn;
+mod words;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::api::Keeper;
+use conn::Conn;
+
+/// Which four-letter words a server answers (ZooKeeper's
+/// `4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FourLetterWords {
+    /// Every word (`*`).
+    All,
+    /// Only these; others get "… is not executed because it is not in the whitelist."
+    Only(Vec<String>),
+}
+
+impl FourLetterWords {
+    /// Parses a comma-separated list; `*` allows all.
+    pub fn parse(list: &str) -> FourLetterWords {
+        let words: Vec<String> = list
+            .split(',')
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.iter().any(|w| w == "*") {
+            FourLetterWords::All
+        } else {
+            FourLetterWords::Only(words)
+        }
+    }
+
+    fn allows(&self, word: &str) -> bool {
+        match self {
+            FourLetterWords::All => true,
+            FourLetterWords::Only(words) => words.iter().any(|w| w == word),
+        }
+    }
+}
+
+/// Server settings. [`ServerConfig::default`] matches ZooKeeper's defaults
+/// where it has one.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:2181`; port 0 picks one).
+    pub bind: SocketAddr,
+    /// Largest request frame body (default 0xFFFFF, `jute.maxbuffer`).
+    pub frame_len_max: usize,
+    /// Connections allowed per peer address, 0 = unlimited (default 60,
+    /// `maxClientCnxns`).
+    pub connections_per_ip_max: usize,
+    /// Four-letter words answered (default: `srvr` only, like ZooKeeper).
+    pub four_letter_words: FourLetterWords,
+    /// A connection must complete its ConnectRequest within this (default
+    /// 10 s, `zookeeper.nio.sessionlessCnxnTimeout`).
+    pub handshake_timeout: Duration,
+    /// Above this many queued output bytes the reader stops taking requests
+    /// until the client reads (default 1 MiB).
+    pub output_bytes_soft_max: usize,
+    /// A connection whose queued output passes this is closed (default 16 MiB).
+    pub output_bytes_max: usize,
+    /// A connection whose socket accepts no bytes for this long is closed
+    /// (default 30 s).
+    pub write_stall_timeout: Duration,
+    /// Log one line per connection open/close to stderr.
+    pub verbose: bool,
+    /// Shown by `conf`/`envi` (the data directory, if any).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 2181)),
+            frame_len_max: crate::proto::MAX_FRAME_LEN,
+            connections_per_ip_max: 60,
+            four_letter_words: FourLetterWords::Only(vec!["srvr".to_string()]),
+            handshake_timeout: Duration::from_secs(10),
+            output_bytes_soft_max: 1 << 20,
+            output_bytes_max: 16 << 20,
+            write_stall_timeout: Duration::from_secs(30),
+            verbose: false,
+            data_dir: None,
+        }
+    }
+}
+
+/// Server-wide counters for `srvr`, `stat`, `mntr`.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub latency: Mutex<Latency>,
+}
+
+/// Request latency in ms, as ZooKeeper reports it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Latency {
+    pub min_ms: u64,
+    pub max_ms: u64,
+    pub total_ms: u64,
+    pub count: u64,
+}
+
+impl Latency {
+    pub(crate) fn record(&mut self, ms: u64) {
+        self.min_ms = if self.count == 0 {
+            ms
+        } else {
+            self.min_ms.min(ms)
+        };
+        self.max_ms = self.max_ms.max(ms);
+        self.total_ms = self.total_ms.saturating_add(ms);
+        self.count += 1;
+    }
+
+    pub(crate) fn avg_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_ms as f64 / self.count as f64
+        }
+    }
+}
+
+/// What the accept thread and every connection share.
+pub(crate) struct Shared {
+    pub keeper: Keeper,
+    pub config: ServerConfig,
+    pub local_addr: SocketAddr,
+    pub started: Instant,
+    pub stopping: AtomicBool,
+    pub stats: Stats,
+    next_conn_id: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    by_session: Mutex<HashMap<i64, Weak<Conn>>>,
+}
+
+impl Shared {
+    /// Live connections, by id.
+    pub(crate) fn connections(&self) -> Vec<Arc<Conn>> {
+        let mut all: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+
+    /// Makes `conn` the connection of `session_id`, closing the one that
+    /// held it before (a client resumed its session elsewhere, C.1.6).
+    pub(crate) fn claim_session(&self, session_id: i64, conn: &Arc<Conn>) {
+        let previous = self
+            .by_session
+            .lock()
+            .insert(session_id, Arc::downgrade(conn));
+        if let Some(old) = previous.and_then(|w| w.upgrade()) {
+            if old.id != conn.id {
+                old.kill("session resumed on another connection");
+            }
+        }
+    }
+
+    fn release(&self, conn: &Conn) {
+        self.conns.lock().remove(&conn.id);
+        if let Some(session_id) = conn.session_id() {
+            let mut by_session = self.by_session.lock();
+            let held = by_session
+                .get(&session_id)
+                .and_then(Weak::upgrade)
+                .is_some_and(|c| c.id == conn.id);
+            if held {
+                by_session.remove(&session_id);
+            }
+        }
+        let mut per_ip = self.per_ip.lock();
+        if let Some(n) = per_ip.get_mut(&conn.peer.ip()) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&conn.peer.ip());
+            }
+        }
+    }
+
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.config.verbose {
+            eprintln!("innkeeper: {line}");
+        }
+    }
+}
+
+/// A running server. Dropping it (or [`Server::shutdown`]) stops accepting
+/// and closes every connection; the keeper and its sessions stay.
+pub struct Server {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `config.bind` and starts serving `keeper`. The port is open
+    /// only once the server can answer on it.
+    pub fn start(keeper: Keeper, config: ServerConfig) -> io::Result<Server> {
+        // Wire clients bring their own heartbeats; node data is bounded by
+        // the frame size only (reference A.7).
+        let listener = TcpListener::bind(config.bind)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            keeper,
+            config,
+            local_addr,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            stats: Stats::default(),
+            next_conn_id: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+            by_session: Mutex::new(HashMap::new()),
+        });
+        let accept_shared = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("innkeeper-accept".into())
+            .stack_size(256 << 10)
+            .spawn(move || accept_loop(&accept_shared, listener))?;
+        Ok(Server {
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Number of open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.conns.lock().len()
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept
+    /// thread. Sessions stay in the keeper (they expire, or a client resumes
+    /// them on a later server over the same keeper).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wake the blocking accept with a connection of our own.
+        let wake = match self.shared.local_addr.ip() {
+            ip if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::from([127, 0, 0, 1]), self.shared.local_addr.port())
+            }
+            _ => self.shared.local_addr,
+        };
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        for conn in self.shared.connections() {
+            conn.kill("server shutting down");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
+    }
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                shared.log(format_args!("accept failed: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let limit = shared.config.connections_per_ip_max;
+        {
+            let mut per_ip = shared.per_ip.lock();
+            let n = per_ip.entry(peer.ip()).or_insert(0);
+            if limit != 0 && *n >= limit {
+                shared.log(format_args!(
+                    "refused {peer}: {n} connections from this address (limit {limit})"
+                ));
+                continue;
+            }
+            *n += 1;
+        }
+        let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let conn = match Conn::new(id, peer, stream) {
+            Ok(c) => Arc::new(c),
+            Err(_) => {
+                undo_count(shared, peer.ip());
+                continue;
+            }
+        };
+        shared.conns.lock().insert(id, conn.clone());
+        let conn_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("innkeeper-conn".into())
+            .stack_size(512 << 10)
+            .spawn(move || {
+                conn::serve(&conn_shared, &conn);
+                conn.kill("done");
+                conn_shared.release(&conn);
+            });
+        if spawned.is_err() {
+            if let Some(conn) = shared.conns.lock().remove(&id) {
+                conn.kill("cannot spawn a thread");
+            }
+            undo_count(shared, peer.ip());
+        }
+    }
+}
+
+fn undo_count(shared: &Shared, ip: IpAddr) {
+    if let Some(n) = shared.per_ip.lock().get_mut(&ip) {
+        *n = n.saturating_sub(1);
+    }
+}
