@@ -102,8 +102,12 @@ fn main() -> std::io::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let dead = Arc::new(AtomicU64::new(0));
     let poller = {
-        let (watchers, stop, delivered, dead) =
-            (watchers.clone(), stop.clone(), delivered.clone(), dead.clone());
+        let (watchers, stop, delivered, dead) = (
+            watchers.clone(),
+            stop.clone(),
+            delivered.clone(),
+            dead.clone(),
+        );
         std::thread::spawn(move || {
             let mut last_round = false;
             loop {

@@ -114,7 +114,11 @@ fn main() -> std::io::Result<()> {
         "create",
         (0..n).map(|i| create(&format!("{base}/s-{i}"), b"0123456789", 0)),
     )?;
-    latency_series(&mut c, "getData", (0..n).map(|i| get(&format!("{base}/s-{i}"), false)))?;
+    latency_series(
+        &mut c,
+        "getData",
+        (0..n).map(|i| get(&format!("{base}/s-{i}"), false)),
+    )?;
     latency_series(
         &mut c,
         "setData",
@@ -133,7 +137,9 @@ fn main() -> std::io::Result<()> {
     throughput(
         &mut c,
         "getData",
-        (0..p).map(|i| get(&format!("{base}/p-{i}"), false)).collect(),
+        (0..p)
+            .map(|i| get(&format!("{base}/p-{i}"), false))
+            .collect(),
     )?;
     throughput(
         &mut c,

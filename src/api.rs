@@ -370,6 +370,7 @@ pub struct KeeperBuilder {
     extended_types: bool,
     reap_interval: Duration,
     filter_events_by_acl: bool,
+    super_digest: Option<String>,
 }
 
 impl Default for KeeperBuilder {
@@ -383,6 +384,7 @@ impl Default for KeeperBuilder {
             extended_types: true,
             reap_interval: Duration::from_secs(60),
             filter_events_by_acl: false,
+            super_digest: None,
         }
     }
 }
@@ -437,6 +439,15 @@ impl KeeperBuilder {
         self
     }
 
+    /// A digest identity, `user:BASE64(SHA1(user:password))` as
+    /// [`crate::digest_id`] makes it, whose holder bypasses every ACL once it
+    /// authenticates with digest `user:password` (ZooKeeper's
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`). Default none.
+    pub fn super_digest(mut self, digest: impl Into<String>) -> KeeperBuilder {
+        self.super_digest = Some(digest.into());
+        self
+    }
+
     fn config(&self) -> Config {
         let tick_ms = i64::try_from(self.tick.as_millis()).unwrap_or(i64::MAX);
         let to_ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
@@ -456,7 +467,7 @@ impl KeeperBuilder {
             },
             reap_interval_ms: i64::try_from(self.reap_interval.as_millis()).unwrap_or(i64::MAX),
             filter_events_by_acl: self.filter_events_by_acl,
-            super_digest: None,
+            super_digest: self.super_digest.clone(),
         }
     }
 
@@ -1028,7 +1039,11 @@ impl Coordinator for Session {
         }
         let credential = String::from_utf8_lossy(auth);
         let id = digest_identity(&credential);
+        let is_super = self.engine.config.super_digest.as_deref() == Some(id.id.as_str());
         let mut ids = self.hooks.identities.write();
+        if is_super && !ids.iter().any(|i| i.scheme == "super") {
+            ids.push(Id::new("super", ""));
+        }
         if !ids.contains(&id) {
             ids.push(id);
         }

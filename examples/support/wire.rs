@@ -45,14 +45,15 @@ impl Client {
             session_id: 0,
             events: Vec::new(),
         };
-        c.stream.write_all(&encode_connect_request(&ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        }))?;
+        c.stream
+            .write_all(&encode_connect_request(&ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            }))?;
         let body = c.read_frame()?;
         let resp = decode_connect_response(&body).map_err(|e| other(e.to_string()))?;
         if resp.timeout_ms <= 0 {
@@ -291,7 +292,14 @@ pub fn spawn_innkeeper(
     use std::io::BufRead;
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
-        .args(["serve", "--port", "0", "--in-memory", "--max-client-connections", "0"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--in-memory",
+            "--max-client-connections",
+            "0",
+        ])
         .args(extra)
         .stderr(std::process::Stdio::piped())
         .spawn()?;

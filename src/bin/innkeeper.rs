@@ -97,6 +97,12 @@ struct ServeArgs {
     #[arg(long, default_value_t = 60_000)]
     reap_interval_ms: u64,
 
+    /// A digest `user:BASE64(SHA1(user:password))` whose holder bypasses
+    /// every ACL after `addauth digest user:password` (ZooKeeper's
+    /// zookeeper.DigestAuthenticationProvider.superDigest).
+    #[arg(long)]
+    super_digest: Option<String>,
+
     /// Log one line per connection opened and closed.
     #[arg(long, short)]
     verbose: bool,
@@ -137,6 +143,9 @@ fn open_keeper(args: &ServeArgs) -> innkeeper::Result<(Keeper, &'static str)> {
         .reap_interval(Duration::from_millis(args.reap_interval_ms.max(1)))
         // ZooKeeper bounds node data only through the frame size (A.7).
         .data_limit(args.max_frame_bytes);
+    if let Some(digest) = &args.super_digest {
+        builder = builder.super_digest(digest.clone());
+    }
     if args.session_timeout_min_ms.is_some() || args.session_timeout_max_ms.is_some() {
         let min = args.session_timeout_min_ms.unwrap_or(args.tick_ms * 2);
         let max = args.session_timeout_max_ms.unwrap_or(args.tick_ms * 20);

@@ -465,11 +465,13 @@ fn write_loop(shared: &Shared, conn: &Conn, mut stream: TcpStream) {
             let _ = stream.flush();
             let _ = stream.shutdown(Shutdown::Write);
             // Give the client a moment to read before the socket goes.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let linger_until = Instant::now() + Duration::from_millis(500);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
             let mut sink = [0u8; 256];
-            while let Ok(n) = stream.read(&mut sink) {
-                if n == 0 {
-                    break;
+            while Instant::now() < linger_until {
+                match stream.read(&mut sink) {
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
                 }
             }
             conn.kill("closed after the last reply");

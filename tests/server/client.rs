@@ -18,12 +18,18 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// A keeper with short ticks (expiry tests finish fast) and a server on an
 /// ephemeral loopback port.
 pub fn server_with(config: ServerConfig) -> (Keeper, Server) {
-    let keeper = Keeper::builder()
+    server_on(keeper_builder().build().unwrap(), config)
+}
+
+/// The keeper settings every test server uses.
+pub fn keeper_builder() -> innkeeper::KeeperBuilder {
+    Keeper::builder()
         .tick(Duration::from_millis(50))
         .session_timeout_range(Duration::from_millis(200), Duration::from_secs(30))
         .extended_types(false)
-        .build()
-        .unwrap();
+}
+
+pub fn server_on(keeper: Keeper, config: ServerConfig) -> (Keeper, Server) {
     let config = ServerConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..config

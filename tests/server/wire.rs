@@ -499,3 +499,86 @@ fn four_letter_words_answer_raw_text_and_respect_the_whitelist() {
     );
     assert!(four_letter(strict.local_addr(), "srvr").contains("Zxid: 0x"));
 }
+
+#[test]
+fn set_watches_after_reconnect_catches_up_before_its_reply() {
+    // Reference: D.6, J.10 — changed nodes notify at once (before the
+    // SetWatches reply, which echoes the xid); unchanged ones re-register.
+    let (_keeper, server) = server();
+    let addr = server.local_addr();
+    let mut a = Client::connect(addr);
+    for p in ["/sw", "/sw/data", "/sw/same", "/sw/kids"] {
+        a.call(&create(CreateKind::Create, p, Some(b""), 0));
+    }
+    let seen_zxid = server_zxid(&mut a);
+    drop(a);
+
+    let mut other = Client::connect(addr);
+    other.call(&set("/sw/data", b"changed", -1));
+    other.call(&create(CreateKind::Create, "/sw/kids/k", None, 0));
+    other.call(&create(CreateKind::Create, "/sw/born", None, 0));
+
+    let mut b = Client::connect(addr);
+    let xid = b.send(&Request::SetWatches {
+        relative_zxid: seen_zxid,
+        data_watches: vec!["/sw/data".into(), "/sw/same".into(), "/sw/gone".into()],
+        exist_watches: vec!["/sw/born".into(), "/sw/unborn".into()],
+        child_watches: vec!["/sw/kids".into()],
+    });
+    let (h, _) = b.reply(opcode::SET_WATCHES);
+    assert_eq!((h.xid, h.err), (xid, 0));
+    let mut got: Vec<(i32, String)> = b.events.drain(..).map(|e| (e.event_type, e.path)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (1, "/sw/born".to_string()),
+            (2, "/sw/gone".to_string()),
+            (3, "/sw/data".to_string()),
+            (4, "/sw/kids".to_string())
+        ]
+    );
+    // The unchanged and missing ones were registered.
+    other.call(&set("/sw/same", b"now", -1));
+    other.call(&create(CreateKind::Create, "/sw/unborn", None, 0));
+    b.call(&Request::Ping);
+    let got: Vec<(i32, &str)> = b
+        .events
+        .iter()
+        .map(|e| (e.event_type, e.path.as_str()))
+        .collect();
+    assert_eq!(got, [(3, "/sw/same"), (1, "/sw/unborn")]);
+}
+
+#[test]
+fn super_digest_bypasses_acls() {
+    // Reference: G.2, G.3 (super via superDigest).
+    use innkeeper::{digest_id, Id, Perms};
+    let keeper = crate::client::keeper_builder()
+        .super_digest(digest_id("root", "pw"))
+        .build()
+        .unwrap();
+    let (_keeper, server) = crate::client::server_on(keeper, Default::default());
+    let mut owner = Client::connect(server.local_addr());
+    owner.call(&Request::Auth {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: b"alice:a".to_vec(),
+    });
+    let (h, _) = owner.call(&Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/private".into(),
+        data: Some(b"s".to_vec()),
+        acl: vec![Acl::new(Perms::ALL, Id::new("auth", ""))],
+        flags: 0,
+    }));
+    assert_eq!(h.err, 0);
+    let mut other = Client::connect(server.local_addr());
+    assert_eq!(other.err(&get("/private", false)), -102, "NoAuth");
+    other.call(&Request::Auth {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: b"root:pw".to_vec(),
+    });
+    assert_eq!(other.err(&get("/private", false)), 0);
+}
