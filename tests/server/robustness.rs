@@ -207,3 +207,45 @@ fn server_shutdown_closes_connections_and_the_port() {
     assert!(c.closed_by_server());
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn random_request_bodies_never_take_the_server_down() {
+    // Seeded garbage behind valid headers of every opcode: each frame gets a
+    // reply or closes its connection; the server keeps serving.
+    let (keeper, server) = server();
+    let addr = server.local_addr();
+    let opcodes: [i32; 32] = [
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 100, 101, 102, 103,
+        104, 105, 106, 107, -11, 20, 10, 999,
+    ];
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut c = Client::connect(addr);
+    for round in 0..600 {
+        let op = opcodes[(next() % opcodes.len() as u64) as usize];
+        let len = (next() % 48) as usize;
+        let mut body = (round as i32 + 1).to_be_bytes().to_vec();
+        body.extend_from_slice(&op.to_be_bytes());
+        for _ in 0..len {
+            // Mostly small bytes, so lengths and counts are often plausible.
+            let b = next();
+            body.push(if b % 4 == 0 {
+                (b >> 8) as u8
+            } else {
+                (b % 3) as u8
+            });
+        }
+        c.send_bytes(&frame(&body));
+        match c.read_frame(Duration::from_secs(5)) {
+            Some(_) => {}
+            None => c = Client::connect(addr),
+        }
+    }
+    still_serving(addr);
+    keeper.check_invariants().unwrap();
+}
