@@ -186,8 +186,13 @@ for expected in \
 done
 
 # --- kazoo -----------------------------------------------------------------------
+# An in-memory server forgets everything on restart, and kazoo would retry
+# for ever (its last zxid is ahead, reference C.5): run that scenario only
+# when `serve` keeps its data.
+IK_RESTART="$WORK/restart-ik.sh"
+[ "$IK_MODE" = in-memory ] && IK_RESTART=""
 python3 tests/interop/kazoo_suite.py --hosts "127.0.0.1:$IK_PORT" \
-    --restart "$WORK/restart-ik.sh" >"$WORK/kazoo.ik.json" 2>"$WORK/kazoo.ik.err" || true
+    --restart "$IK_RESTART" >"$WORK/kazoo.ik.json" 2>"$WORK/kazoo.ik.err" || true
 python3 tests/interop/kazoo_suite.py --hosts "127.0.0.1:$ZK_PORT" \
     --restart "$WORK/restart-zk.sh" >"$WORK/kazoo.zk.json" 2>"$WORK/kazoo.zk.err" || true
 
