@@ -5,7 +5,10 @@
 #  1. a scripted zkCli.sh session, run against both servers; the outputs are
 #     normalised (times, session ids) and must be identical, and must contain
 #     the lines checked below;
-#  2. tests/interop/kazoo_suite.py (kazoo recipes, watches, expiry, restart)
+#  2. tests/interop/zkcli_reconnect.py: zkCli loses its connection (a proxy
+#     cuts it) while the watched nodes change, reconnects with SetWatches2;
+#     the transcripts must be identical;
+#  3. tests/interop/kazoo_suite.py (kazoo recipes, watches, expiry, restart)
 #     against both; the JSON outcomes must be identical.
 #
 # Needs (installed by .ci/run): apt package `zookeeper` (3.8: zkCli.sh and
@@ -151,7 +154,22 @@ run_zkcli() { # port out
         sed -E \
             -e 's/^(ctime|mtime) = .*/\1 = <time>/' \
             -e 's/^ephemeralOwner = 0x[0-9a-f]*[1-9a-f][0-9a-f]*$/ephemeralOwner = <session>/' \
-            -e 's/0x[0-9a-f]{10,}/<session>/g' >"$2"
+            -e 's/0x[0-9a-f]{10,}/<session>/g' | split_events >"$2"
+}
+
+# zkCli prints replies on its main thread and watch events on its event
+# thread, so their interleaving is not the server's to decide: list command
+# output first, then the events (whose order among themselves is fixed).
+split_events() {
+    python3 -c '
+import sys
+out, events = [], []
+for line in sys.stdin:
+    if line.startswith("WATCHER::"):
+        continue
+    (events if line.startswith("WatchedEvent") else out).append(line)
+sys.stdout.write("".join(out) + "--- events ---\n" + "".join(events))
+'
 }
 run_zkcli "$IK_PORT" "$WORK/zkcli.ik"
 run_zkcli "$ZK_PORT" "$WORK/zkcli.zk"
@@ -184,6 +202,18 @@ for expected in \
         failures=$((failures + 1))
     fi
 done
+
+# --- the Java client's reconnect: SetWatches2 through a dropping proxy -----------
+python3 tests/interop/zkcli_reconnect.py --port "$IK_PORT" >"$WORK/reconnect.ik" 2>&1 || true
+python3 tests/interop/zkcli_reconnect.py --port "$ZK_PORT" >"$WORK/reconnect.zk" 2>&1 || true
+if diff -u "$WORK/reconnect.zk" "$WORK/reconnect.ik" >"$WORK/reconnect.diff" &&
+    grep -q 'type:NodeCreated path:/rc/missing' "$WORK/reconnect.ik"; then
+    echo "zkCli reconnect (SetWatches2 catch-up): identical ($(wc -l <"$WORK/reconnect.ik") lines)"
+else
+    echo "FAIL: zkCli reconnect transcript differs (- ZooKeeper, + innkeeper):"
+    cat "$WORK/reconnect.diff"
+    failures=$((failures + 1))
+fi
 
 # --- kazoo -----------------------------------------------------------------------
 # An in-memory server forgets everything on restart, and kazoo would retry
