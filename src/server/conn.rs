@@ -42,6 +42,9 @@ struct Out {
     closed: bool,
     /// Send what is queued, then close (after closeSession, −6, −115, …).
     close_when_flushed: bool,
+    /// Someone (the writer thread, or the reader writing a reply directly)
+    /// is writing to the socket outside the lock.
+    writing: bool,
 }
 
 /// Per-connection figures for `cons`.
@@ -148,21 +151,45 @@ impl Conn {
         self.wake_writer.notify_one();
     }
 
-    /// Queues a reply, first waiting while the queue is above `soft_max`
+    /// Sends a reply, first waiting while the queue is above `soft_max`
     /// (back-pressure on a client that pipelines faster than it reads).
-    fn push_reply(&self, frame: Vec<u8>, soft_max: usize) {
+    /// When nothing is queued and the writer is idle the reader writes the
+    /// frame itself, saving a thread hand-off per reply; order is kept
+    /// because anything queued earlier forces the queue. Returns true when
+    /// the frame went out directly.
+    fn push_reply(&self, frame: Vec<u8>, soft_max: usize, direct: bool) -> bool {
         {
             let mut out = self.out.lock();
             while !out.closed && out.bytes > soft_max {
+                self.wake_writer.notify_one();
                 self.drained.wait(&mut out);
             }
             if out.closed {
-                return;
+                return false;
             }
-            out.bytes += frame.len();
-            out.frames.push_back(frame);
+            if !direct || !out.frames.is_empty() || out.writing {
+                out.bytes += frame.len();
+                out.frames.push_back(frame);
+                drop(out);
+                self.wake_writer.notify_one();
+                return false;
+            }
+            out.writing = true;
         }
-        self.wake_writer.notify_one();
+        let written = (&self.stream).write_all(&frame);
+        let wake = {
+            let mut out = self.out.lock();
+            out.writing = false;
+            !out.frames.is_empty() || out.close_when_flushed
+        };
+        if written.is_err() {
+            self.kill("write failed");
+            return false;
+        }
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        true
     }
 
     fn close_when_flushed(&self) {
@@ -229,6 +256,14 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
         i64::try_from(shared.config.output_bytes_max).unwrap_or(i64::MAX),
         Ordering::Relaxed,
     );
+    // A client that accepts no bytes for this long is dropped (the reader's
+    // direct writes and the writer share the socket and this timeout).
+    if stream
+        .set_write_timeout(Some(shared.config.write_stall_timeout))
+        .is_err()
+    {
+        return;
+    }
     let writer = {
         let conn = conn.clone();
         let shared = shared.clone();
@@ -274,13 +309,17 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
             conn.session_id.store(session_id, Ordering::Release);
             conn.info.lock().timeout_ms = timeout_ms;
             shared.claim_session(session_id, conn);
-            conn.push_now(encode_connect_response(&ConnectResponse {
-                protocol_version: 0,
-                timeout_ms,
-                session_id,
-                passwd,
-                read_only,
-            }));
+            conn.push_reply(
+                encode_connect_response(&ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms,
+                    session_id,
+                    passwd,
+                    read_only,
+                }),
+                usize::MAX,
+                true,
+            );
             shared.log(format_args!(
                 "connection {}: session {session_id:#x} ({}), timeout {timeout_ms} ms",
                 conn.id,
@@ -390,7 +429,8 @@ fn request_loop(
         loop {
             match splitter.next_frame() {
                 Ok(Some(body)) => {
-                    if ctx.handle(&body) == Flow::Stop {
+                    let more = has_complete_frame(splitter.pending());
+                    if ctx.handle(&body, more) == Flow::Stop {
                         return;
                     }
                 }
@@ -412,21 +452,29 @@ fn request_loop(
 }
 
 fn write_loop(shared: &Shared, conn: &Conn, mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(shared.config.write_stall_timeout));
     let soft_max = shared.config.output_bytes_soft_max;
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let mut n_frames = 0u64;
-        let close_after;
         {
             let mut out = conn.out.lock();
-            while out.frames.is_empty() && !out.closed && !out.close_when_flushed {
+            loop {
+                if out.closed {
+                    return;
+                }
+                if !out.writing {
+                    if !out.frames.is_empty() {
+                        break;
+                    }
+                    if out.close_when_flushed {
+                        drop(out);
+                        linger_and_close(conn, &mut stream);
+                        return;
+                    }
+                }
                 conn.wake_writer.wait(&mut out);
             }
-            if out.closed {
-                return;
-            }
-            close_after = out.close_when_flushed;
+            out.writing = true;
             buf.clear();
             while let Some(frame) = out.frames.pop_front() {
                 out.bytes -= frame.len();
@@ -440,44 +488,48 @@ fn write_loop(shared: &Shared, conn: &Conn, mut stream: TcpStream) {
                     break;
                 }
             }
+        }
+        let written = stream.write_all(&buf);
+        {
+            let mut out = conn.out.lock();
+            out.writing = false;
             if out.bytes <= soft_max {
                 conn.drained.notify_all();
             }
         }
-        if !buf.is_empty() {
-            if let Err(e) = stream.write_all(&buf) {
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) {
-                    shared.log(format_args!("connection {}: client does not read", conn.id));
-                }
-                conn.kill("write failed");
-                return;
+        if let Err(e) = written {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                shared.log(format_args!("connection {}: client does not read", conn.id));
             }
-            shared
-                .stats
-                .packets_sent
-                .fetch_add(n_frames, Ordering::Relaxed);
-            conn.info.lock().sent += n_frames;
-        }
-        if close_after && conn.out.lock().frames.is_empty() {
-            let _ = stream.flush();
-            let _ = stream.shutdown(Shutdown::Write);
-            // Give the client a moment to read before the socket goes.
-            let linger_until = Instant::now() + Duration::from_millis(500);
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-            let mut sink = [0u8; 256];
-            while Instant::now() < linger_until {
-                match stream.read(&mut sink) {
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
-                }
-            }
-            conn.kill("closed after the last reply");
+            conn.kill("write failed");
             return;
         }
+        shared
+            .stats
+            .packets_sent
+            .fetch_add(n_frames, Ordering::Relaxed);
+        conn.info.lock().sent += n_frames;
     }
+}
+
+/// After the last reply of a connection the server closes: half-close, give
+/// the client a moment to read, then close.
+fn linger_and_close(conn: &Conn, stream: &mut TcpStream) {
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+    let linger_until = Instant::now() + Duration::from_millis(500);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut sink = [0u8; 256];
+    while Instant::now() < linger_until {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    conn.kill("closed after the last reply");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,18 +554,28 @@ fn code(e: &Error) -> i32 {
 }
 
 impl Ctx<'_> {
-    fn reply(&self, xid: i32, zxid: i64, answer: &Answer) {
+    fn reply(&self, xid: i32, zxid: i64, answer: &Answer, more: bool) {
         let (err, body) = match answer {
             Ok(r) => (0, Some(r)),
             Err(c) => (*c, None),
         };
         let frame = encode_reply(&ReplyHeader { xid, zxid, err }, body);
-        self.conn
-            .push_reply(frame, self.shared.config.output_bytes_soft_max);
+        if self
+            .conn
+            .push_reply(frame, self.shared.config.output_bytes_soft_max, !more)
+        {
+            self.shared
+                .stats
+                .packets_sent
+                .fetch_add(1, Ordering::Relaxed);
+            self.conn.info.lock().sent += 1;
+        }
     }
 
-    /// Handles one request frame body.
-    fn handle(&self, body: &[u8]) -> Flow {
+    /// Handles one request frame body. `more`: another request is already
+    /// buffered (pipelining), so the reply is queued for the writer to
+    /// batch rather than written on its own.
+    fn handle(&self, body: &[u8], more: bool) -> Flow {
         let started = Instant::now();
         self.shared
             .stats
@@ -530,13 +592,18 @@ impl Ctx<'_> {
                 self.engine.touch(self.session_id);
                 return match e.kind() {
                     DecodeErrorKind::UnknownOpcode(_) => {
-                        self.reply(header.xid, -1, &Err(ErrorKind::Unimplemented.code()));
+                        self.reply(header.xid, -1, &Err(ErrorKind::Unimplemented.code()), false);
                         self.conn.close_when_flushed();
                         Flow::Stop
                     }
                     DecodeErrorKind::Malformed => {
                         let zxid = self.engine.last_zxid();
-                        self.reply(header.xid, zxid, &Err(ErrorKind::MarshallingError.code()));
+                        self.reply(
+                            header.xid,
+                            zxid,
+                            &Err(ErrorKind::MarshallingError.code()),
+                            more,
+                        );
                         Flow::Continue
                     }
                 };
@@ -547,6 +614,7 @@ impl Ctx<'_> {
                 header.xid,
                 self.engine.last_zxid(),
                 &Err(ErrorKind::SessionExpired.code()),
+                false,
             );
             self.conn.close_when_flushed();
             return Flow::Stop;
@@ -557,7 +625,7 @@ impl Ctx<'_> {
             opcode::AUTH => 0,
             _ => self.engine.last_zxid(),
         };
-        self.reply(header.xid, zxid, &answer);
+        self.reply(header.xid, zxid, &answer, more && flow == Flow::Continue);
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if op != opcode::PING {
             self.shared.stats.latency.lock().record(elapsed_ms);
@@ -936,6 +1004,14 @@ fn create_op(create: CreateRequest) -> Result<WriteOp, i32> {
         mode,
         ttl_ms,
     })
+}
+
+/// True when `pending` starts with a whole frame (length prefix and body).
+fn has_complete_frame(pending: &[u8]) -> bool {
+    pending
+        .first_chunk::<4>()
+        .and_then(|p| usize::try_from(i32::from_be_bytes(*p)).ok())
+        .is_some_and(|len| pending.len() - 4 >= len)
 }
 
 /// ZooKeeper's four-character names of ops, as `cons` shows them.
