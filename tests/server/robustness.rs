@@ -226,10 +226,10 @@ fn random_request_bodies_never_take_the_server_down() {
         seed
     };
     let mut c = Client::connect(addr);
-    for round in 0..600 {
+    for round in 0..600i32 {
         let op = opcodes[(next() % opcodes.len() as u64) as usize];
         let len = (next() % 48) as usize;
-        let mut body = (round as i32 + 1).to_be_bytes().to_vec();
+        let mut body = (round + 1).to_be_bytes().to_vec();
         body.extend_from_slice(&op.to_be_bytes());
         for _ in 0..len {
             // Mostly small bytes, so lengths and counts are often plausible.
