@@ -239,8 +239,6 @@ impl Server {
     /// Binds `config.bind` and starts serving `keeper`. The port is open
     /// only once the server can answer on it.
     pub fn start(keeper: Keeper, config: ServerConfig) -> io::Result<Server> {
-        // Wire clients bring their own heartbeats; node data is bounded by
-        // the frame size only (reference A.7).
         let listener = TcpListener::bind(config.bind)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
