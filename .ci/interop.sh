@@ -116,6 +116,24 @@ wait_ready "$ZK_PORT" zookeeper
 IK_MODE=$(grep -o 'mode: [a-z-]*' "$WORK/ik.log" | head -1 | cut -d' ' -f2)
 echo "innkeeper on $IK_PORT (mode $IK_MODE), ZooKeeper on $ZK_PORT"
 
+# --- four-letter words: same shape as ZooKeeper's -------------------------------
+srvr_keys() { four "$1" srvr | sed -E 's/:.*//'; }
+mntr_keys() { four "$1" mntr | cut -f1 | sort; }
+if [ "$(srvr_keys "$IK_PORT")" != "$(srvr_keys "$ZK_PORT")" ]; then
+    echo "FAIL: srvr lines differ from ZooKeeper's:"
+    diff <(srvr_keys "$ZK_PORT") <(srvr_keys "$IK_PORT") || true
+    failures=$((failures + 1))
+elif [ -n "$(comm -23 <(mntr_keys "$IK_PORT") <(mntr_keys "$ZK_PORT"))" ]; then
+    echo "FAIL: mntr keys ZooKeeper does not have: $(comm -23 <(mntr_keys "$IK_PORT") <(mntr_keys "$ZK_PORT"))"
+    failures=$((failures + 1))
+elif [ "$(four "$IK_PORT" ruok)" != "$(four "$ZK_PORT" ruok)" ] ||
+    [ "$(four "$IK_PORT" isro)" != "$(four "$ZK_PORT" isro)" ]; then
+    echo "FAIL: ruok/isro answers differ"
+    failures=$((failures + 1))
+else
+    echo "four-letter words: srvr lines, mntr keys, ruok, isro as ZooKeeper's"
+fi
+
 # --- zkCli -----------------------------------------------------------------------
 cat >"$WORK/zkcli.txt" <<'EOF'
 create /ic hello

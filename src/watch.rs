@@ -312,6 +312,19 @@ impl WatchTable {
         out
     }
 
+    /// Sessions watching each path in one table, sorted by path and id
+    /// (ZooKeeper's `wchs`/`wchc`/`wchp` report the data table).
+    pub fn table_by_path(&self, table: Table) -> BTreeMap<String, Vec<i64>> {
+        let map = match table {
+            Table::Data => &self.data,
+            Table::Child => &self.child,
+        };
+        map.by_path
+            .iter()
+            .map(|(p, entries)| (p.clone(), entries.keys().copied().collect()))
+            .collect()
+    }
+
     /// Sessions that hold any watch, sorted.
     pub fn sessions(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self

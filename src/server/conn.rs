@@ -379,6 +379,7 @@ fn read_handshake(
                 .stats
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
+            conn.info.lock().received += 1;
             let text = words::answer(shared, word);
             let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
             let _ = stream.write_all(text.as_bytes());

@@ -2,10 +2,12 @@
 //! ZooKeeper's formats, so monitoring scripts and client libraries that
 //! parse them (kazoo's `server_version()` reads `envi`) work unchanged.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::Shared;
+use crate::watch::Table;
 
 /// What `srvr`, `mntr` and `envi` report as the version. Parsers look for
 /// leading digits and dots; the suffix names the implementation.
@@ -57,8 +59,11 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
             let (queued, _) = conn.queued();
             let _ = writeln!(
                 out,
-                " /{}[1](queued={queued},recved={},sent={})",
-                conn.peer, info.received, info.sent
+                " /{}[{}](queued={queued},recved={},sent={})",
+                conn.peer,
+                u8::from(conn.session_id().is_some()),
+                info.received,
+                info.sent
             );
         }
         out.push('\n');
@@ -66,9 +71,9 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
     let latency = *shared.stats.latency.lock();
     let _ = writeln!(
         out,
-        "Latency min/avg/max: {}/{:.4}/{}",
+        "Latency min/avg/max: {}/{}/{}",
         latency.min_ms,
-        latency.avg_ms(),
+        java_double(latency.avg_ms()),
         latency.max_ms
     );
     let _ = writeln!(
@@ -106,7 +111,7 @@ fn mntr(shared: &Shared) -> String {
     };
     kv("version", VERSION.to_string());
     kv("server_state", "standalone".to_string());
-    kv("avg_latency", format!("{:.1}", latency.avg_ms()));
+    kv("avg_latency", java_double(latency.avg_ms()));
     kv("max_latency", latency.max_ms.to_string());
     kv("min_latency", latency.min_ms.to_string());
     kv(
@@ -135,11 +140,25 @@ fn mntr(shared: &Shared) -> String {
     kv("ephemerals_count", ephemerals.to_string());
     kv("approximate_data_size", data_size.to_string());
     kv("open_file_descriptor_count", open_fds().to_string());
-    kv("max_file_descriptor_count", "0".to_string());
+    kv("max_file_descriptor_count", max_fds().to_string());
     kv("uptime", shared.started.elapsed().as_millis().to_string());
     kv("global_sessions", sessions.to_string());
     kv("local_sessions", "0".to_string());
     out
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (0 if unknown).
+fn max_fds() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn open_fds() -> usize {
@@ -151,10 +170,23 @@ fn cons(shared: &Shared) -> String {
     for conn in shared.connections() {
         let info = conn.info.lock().clone();
         let (queued, _) = conn.queued();
-        let sid = conn.session_id().unwrap_or(0);
+        let Some(sid) = conn.session_id() else {
+            // A connection without a session (like this one) gets the short form.
+            let _ = writeln!(
+                out,
+                " /{}[0](queued={queued},recved={},sent={})",
+                conn.peer, info.received, info.sent
+            );
+            continue;
+        };
+        let avg = info
+            .latency
+            .total_ms
+            .checked_div(info.latency.count)
+            .unwrap_or(0);
         let _ = writeln!(
             out,
-            " /{}[1](queued={queued},recved={},sent={},sid={sid:#x},lop={},est={},to={},lcxid={:#x},lzxid={:#x},lresp={},llat={},minlat={},avglat={:.4},maxlat={})",
+            " /{}[1](queued={queued},recved={},sent={},sid={sid:#x},lop={},est={},to={},lcxid={:#x},lzxid={:#x},lresp={},llat={},minlat={},avglat={avg},maxlat={})",
             conn.peer,
             info.received,
             info.sent,
@@ -166,7 +198,6 @@ fn cons(shared: &Shared) -> String {
             info.last_response_ms,
             info.last_latency_ms,
             info.latency.min_ms,
-            info.latency.avg_ms(),
             info.latency.max_ms,
         );
     }
@@ -235,37 +266,53 @@ fn conf(shared: &Shared) -> String {
     out
 }
 
-fn wchs(shared: &Shared) -> String {
-    let (sessions, paths, total) = shared
+/// `wchs`, `wchc` and `wchp` report the data table (getData/exists and
+/// persistent watches), as ZooKeeper's do.
+fn data_watches(shared: &Shared) -> BTreeMap<String, Vec<i64>> {
+    shared
         .keeper
         .engine
-        .with_watches(|w| (w.sessions().len(), w.sessions_by_path().len(), w.len()));
-    format!("{sessions} connections watching {paths} paths\nTotal watches:{total}\n")
+        .with_watches(|w| w.table_by_path(Table::Data))
+}
+
+fn wchs(shared: &Shared) -> String {
+    let by_path = data_watches(shared);
+    let sessions: BTreeSet<i64> = by_path.values().flatten().copied().collect();
+    let total: usize = by_path.values().map(Vec::len).sum();
+    format!(
+        "{} connections watching {} paths\nTotal watches:{total}\n",
+        sessions.len(),
+        by_path.len()
+    )
 }
 
 fn wchc(shared: &Shared) -> String {
-    let mut out = String::new();
-    shared.keeper.engine.with_watches(|w| {
-        for sid in w.sessions() {
-            let _ = writeln!(out, "{sid:#x}");
-            for p in w.paths_of(sid) {
-                let _ = writeln!(out, "\t{p}");
-            }
+    let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (p, sids) in data_watches(shared) {
+        for sid in sids {
+            by_session.entry(sid).or_default().push(p.clone());
         }
-    });
+    }
+    let mut out = String::new();
+    for (sid, paths) in by_session {
+        let _ = writeln!(out, "{sid:#x}");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    out.push('\n');
     out
 }
 
 fn wchp(shared: &Shared) -> String {
     let mut out = String::new();
-    shared.keeper.engine.with_watches(|w| {
-        for (p, sids) in w.sessions_by_path() {
-            let _ = writeln!(out, "{p}");
-            for sid in sids {
-                let _ = writeln!(out, "\t{sid:#x}");
-            }
+    for (p, sids) in data_watches(shared) {
+        let _ = writeln!(out, "{p}");
+        for sid in sids {
+            let _ = writeln!(out, "\t{sid:#x}");
         }
-    });
+    }
+    out.push('\n');
     out
 }
 
@@ -273,11 +320,22 @@ fn dump(shared: &Shared) -> String {
     let mut out = String::from("SessionTracker dump:\n");
     let engine = &shared.keeper.engine;
     engine.with_state(|s| {
-        let ids = s.sessions.ids();
-        let _ = writeln!(out, "Global Sessions({}):", ids.len());
-        for id in &ids {
-            if let Some(entry) = s.sessions.get(*id) {
-                let _ = writeln!(out, "{id:#x}\t{}ms", entry.timeout_ms);
+        let mut buckets: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for id in s.sessions.ids() {
+            if let Some(entry) = s.sessions.get(id) {
+                buckets.entry(entry.deadline_ms).or_default().push(id);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "Session Sets ({})/({}):",
+            buckets.len(),
+            s.sessions.len()
+        );
+        for (deadline, ids) in &buckets {
+            let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*deadline));
+            for id in ids {
+                let _ = writeln!(out, "\t{id:#x}");
             }
         }
         out.push_str("ephemeral nodes dump:\n");
@@ -296,14 +354,73 @@ fn dump(shared: &Shared) -> String {
     });
     out.push_str("Connections dump:\n");
     let conns = shared.connections();
-    let _ = writeln!(out, "Connections ({}):", conns.len());
+    let _ = writeln!(out, "Connections Sets (1)/({}):", conns.len());
+    let _ = writeln!(
+        out,
+        "{} expire at {}:",
+        conns.len(),
+        java_date(super::conn::wall_ms())
+    );
     for conn in conns {
         let _ = writeln!(
             out,
-            "\t{} sid={:#x}",
+            "\tip: /{} sessionId: {:#x}",
             conn.peer,
             conn.session_id().unwrap_or(0)
         );
     }
     out
+}
+
+/// A double as Java prints it: `0.0`, `5.5`, `1.25`.
+fn java_double(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.1}")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Milliseconds since the epoch as Java's `Date.toString()` in UTC:
+/// `Wed Nov 25 19:35:57 UTC 2026`.
+fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!(
+        "{weekday} {month_name} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_formats() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(5.5), "5.5");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_635_357_000), "Wed Nov 25 19:35:57 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 }
