@@ -8,11 +8,15 @@
 #  2. tests/interop/zkcli_reconnect.py: zkCli loses its connection (a proxy
 #     cuts it) while the watched nodes change, reconnects with SetWatches2;
 #     the transcripts must be identical;
-#  3. tests/interop/kazoo_suite.py (kazoo recipes, watches, expiry, restart)
+#  3. tests/interop/CuratorSuite.java (Curator 5.4 recipes: containers,
+#     transactions, mutex, leader latch, CuratorCache, counters, expiry),
+#     when the apt package libcurator-recipes-java is installed;
+#  4. tests/interop/kazoo_suite.py (kazoo recipes, watches, expiry, restart)
 #     against both; the JSON outcomes must be identical.
 #
 # Needs (installed by .ci/run): apt package `zookeeper` (3.8: zkCli.sh and
-# /usr/share/java/zookeeper.jar), Java, python3 with `kazoo` (pip). Exits
+# /usr/share/java/zookeeper.jar), Java, python3 with `kazoo` (pip); the
+# Curator part also needs apt package `libcurator-recipes-java`. Exits
 # non-zero on any difference. Takes well under a minute.
 #
 # Environment: CARGO_TARGET_DIR (default target), KEEP=1 keeps the work dir.
@@ -231,6 +235,27 @@ else
     echo "FAIL: zkCli reconnect transcript differs (- ZooKeeper, + innkeeper):"
     cat "$WORK/reconnect.diff"
     failures=$((failures + 1))
+fi
+
+# --- Curator ---------------------------------------------------------------------
+CURATOR_CP=/usr/share/java/curator-framework.jar:/usr/share/java/curator-client.jar:/usr/share/java/curator-recipes.jar:/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/guava.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar
+if [ -e /usr/share/java/curator-recipes.jar ]; then
+    for name in ik zk; do
+        port=$IK_PORT
+        [ $name = zk ] && port=$ZK_PORT
+        timeout 120 java -cp "$CURATOR_CP" tests/interop/CuratorSuite.java "127.0.0.1:$port" \
+            >"$WORK/curator.$name" 2>"$WORK/curator.$name.err" || true
+    done
+    if diff -u "$WORK/curator.zk" "$WORK/curator.ik" >"$WORK/curator.diff" &&
+        [ "$(grep -c ': ' "$WORK/curator.ik")" -ge 9 ]; then
+        echo "Curator: identical outcomes ($(wc -l <"$WORK/curator.ik") scenarios)"
+    else
+        echo "FAIL: Curator outcomes differ (- ZooKeeper, + innkeeper):"
+        cat "$WORK/curator.diff"
+        failures=$((failures + 1))
+    fi
+else
+    echo "Curator: skipped (apt package libcurator-recipes-java is not installed)"
 fi
 
 # --- kazoo -----------------------------------------------------------------------
