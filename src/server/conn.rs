@@ -45,6 +45,8 @@ struct Out {
     /// Someone (the writer thread, or the reader writing a reply directly)
     /// is writing to the socket outside the lock.
     writing: bool,
+    /// Why the connection was closed (for the log).
+    close_reason: &'static str,
 }
 
 /// Per-connection figures for `cons`.
@@ -111,13 +113,14 @@ impl Conn {
 
     /// Closes the connection now, dropping queued output. Never blocks, so
     /// the engine may call it with its locks held.
-    pub(crate) fn kill(&self, _reason: &str) {
+    pub(crate) fn kill(&self, reason: &'static str) {
         {
             let mut out = self.out.lock();
             if out.closed {
                 return;
             }
             out.closed = true;
+            out.close_reason = reason;
             out.frames.clear();
             out.bytes = 0;
         }
@@ -142,7 +145,7 @@ impl Conn {
             }
             if out.bytes.saturating_add(frame.len()) > limit {
                 drop(out);
-                self.kill("output queue full");
+                self.kill("output queue full: the client does not read");
                 return;
             }
             out.bytes += frame.len();
@@ -183,7 +186,7 @@ impl Conn {
             !out.frames.is_empty() || out.close_when_flushed
         };
         if written.is_err() {
-            self.kill("write failed");
+            self.kill("writing to the client failed or stalled");
             return false;
         }
         if wake {
@@ -357,10 +360,14 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
         }
     }
     if !conn.out.lock().close_when_flushed {
-        conn.kill("reader done");
+        conn.kill("client closed or sent a frame that ends the connection");
     }
     let _ = writer.join();
-    shared.log(format_args!("connection {} closed", conn.id));
+    shared.log(format_args!(
+        "connection {} closed: {}",
+        conn.id,
+        conn.out.lock().close_reason
+    ));
 }
 
 /// Reads until the first frame is complete, answering a four-letter word
@@ -505,7 +512,7 @@ fn write_loop(shared: &Shared, conn: &Conn, mut stream: TcpStream) {
             ) {
                 shared.log(format_args!("connection {}: client does not read", conn.id));
             }
-            conn.kill("write failed");
+            conn.kill("writing to the client failed or stalled");
             return;
         }
         shared
