@@ -582,3 +582,83 @@ fn super_digest_bypasses_acls() {
     });
     assert_eq!(other.err(&get("/private", false)), 0);
 }
+
+#[test]
+fn multi_read_acl_ops_and_ttl_with_extended_types() {
+    // Reference: E.4 (multiRead: per-op results, no atomicity), G.4, A.3.
+    let keeper = crate::client::keeper_builder()
+        .extended_types(true)
+        .build()
+        .unwrap();
+    let (_keeper, server) = crate::client::server_on(keeper, Default::default());
+    let mut c = Client::connect(server.local_addr());
+    c.call(&create(CreateKind::Create, "/r", Some(b"data"), 0));
+    c.call(&create(CreateKind::Create, "/r/kid", None, 0));
+    let (h, r) = c.call(&Request::MultiRead(vec![
+        innkeeper::proto::ReadOp::GetData(GetDataRequest {
+            path: "/r".into(),
+            watch: false,
+        }),
+        innkeeper::proto::ReadOp::GetChildren(GetChildrenRequest {
+            path: "/missing".into(),
+            watch: false,
+        }),
+        innkeeper::proto::ReadOp::GetChildren(GetChildrenRequest {
+            path: "/r".into(),
+            watch: false,
+        }),
+    ]));
+    assert_eq!(h.err, 0);
+    let Some(Response::MultiRead(results)) = r else {
+        panic!("{r:?}")
+    };
+    use innkeeper::proto::ReadResult;
+    assert!(matches!(&results[0], ReadResult::GetData { data: Some(d), .. } if d == b"data"));
+    assert_eq!(results[1], ReadResult::Error { err: -101 });
+    assert_eq!(
+        results[2],
+        ReadResult::GetChildren {
+            children: vec!["kid".into()]
+        }
+    );
+
+    let (_, r) = c.call(&Request::GetAcl { path: "/r".into() });
+    let Some(Response::GetAcl { acl, stat }) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!((acl, stat.aversion), (Acl::open_unsafe(), 0));
+    let read_only = vec![Acl::new(innkeeper::Perms::READ, innkeeper::Id::anyone())];
+    let (_, r) = c.call(&Request::SetAcl {
+        path: "/r".into(),
+        acl: read_only,
+        version: 0,
+    });
+    assert!(matches!(r, Some(Response::SetAcl { stat }) if stat.aversion == 1));
+    assert_eq!(
+        c.err(&set("/r", b"x", -1)),
+        -102,
+        "NoAuth after the ACL change"
+    );
+
+    // With extended types a TTL node is created (createTTL answers create2's shape).
+    let (h, r) = c.call(&create(CreateKind::Ttl { ttl: 60_000 }, "/ttl", None, 5));
+    assert_eq!(h.err, 0);
+    assert!(
+        matches!(r, Some(Response::Create2 { ref path, stat }) if path == "/ttl" && stat.ephemeral_owner == 0)
+    );
+    assert_eq!(
+        c.err(&create(CreateKind::Ttl { ttl: 0 }, "/ttl0", None, 5)),
+        -8
+    );
+    assert_eq!(
+        c.err(&create(CreateKind::Ttl { ttl: 10 }, "/ttlp", None, 0)),
+        -8
+    );
+    assert_eq!(
+        c.err(&Request::Check(CheckVersionRequest {
+            path: "/r".into(),
+            version: 0
+        })),
+        0
+    );
+}
