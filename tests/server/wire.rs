@@ -1,7 +1,5 @@
 //! What well-behaved clients see: replies, notifications, sessions.
 
-use std::time::Duration;
-
 use innkeeper::proto::{
     encode_reply, opcode, CheckVersionRequest, ConnectRequest, CreateKind, CreateRequest,
     DeleteRequest, GetChildrenRequest, GetDataRequest, MultiOp, MultiResult, ReplyHeader, Request,
@@ -381,8 +379,10 @@ fn resume_with_id_and_password_keeps_the_session_and_closes_the_old_connection()
 
     // A dropped connection leaves the session to expire on its own, not close.
     drop(second);
+    eventually("the server to see the drop", || {
+        server.connection_count() == 0
+    });
     let s = keeper.session().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     assert!(s.exists("/eph").unwrap().is_some());
 }
 
