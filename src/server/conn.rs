@@ -433,10 +433,18 @@ fn request_loop(
         session_id,
         engine: &shared.keeper.engine,
     };
+    // After a large frame, start from a fresh splitter once it is drained,
+    // so an idle connection does not keep a megabyte buffer.
+    let mut grown = false;
     loop {
+        if grown && splitter.pending().is_empty() {
+            *splitter = FrameSplitter::with_max_len(shared.config.frame_len_max);
+            grown = false;
+        }
         loop {
             match splitter.next_frame() {
                 Ok(Some(body)) => {
+                    grown |= body.len() > READ_CHUNK;
                     let more = has_complete_frame(splitter.pending());
                     if ctx.handle(&body, more) == Flow::Stop {
                         return;
