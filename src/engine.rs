@@ -498,6 +498,13 @@ impl Engine {
     /// Touches a session (a ping or any request from a wire client).
     pub(crate) fn touch(&self, session_id: i64) -> bool {
         let now = self.clock.now_ms();
+        // A wire server touches on every packet; the write lock is needed
+        // only when the deadline moves to another tick bucket.
+        match self.state.read().sessions.touch_would_move(session_id, now) {
+            None => return false,
+            Some(false) => return true,
+            Some(true) => {}
+        }
         self.state.write().sessions.touch(session_id, now)
     }
 

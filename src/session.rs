@@ -111,6 +111,17 @@ impl SessionTable {
         true
     }
 
+    /// Whether [`SessionTable::touch`] at `now_ms` would move the session's
+    /// deadline; `None` for unknown or closing sessions. Deadlines move at
+    /// most once per tick, so most touches only need to look.
+    pub fn touch_would_move(&self, session_id: i64, now_ms: i64) -> Option<bool> {
+        let entry = self.sessions.get(&session_id)?;
+        if entry.closing {
+            return None;
+        }
+        Some(self.deadline(now_ms, entry.timeout_ms) != entry.deadline_ms)
+    }
+
     /// Changes a session's timeout (a reconnect negotiated a new one).
     pub fn set_timeout(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) {
         if let Some(entry) = self.sessions.get_mut(&session_id) {
@@ -217,6 +228,17 @@ mod tests {
             "closing sessions are not expired twice"
         );
         assert!(!table.touch(1, 5000));
+    }
+
+    #[test]
+    fn touch_would_move_only_across_tick_boundaries() {
+        let mut table = SessionTable::new(100);
+        table.add(1, 1000, [0; 16], 50);
+        assert_eq!(table.touch_would_move(1, 99), Some(false), "same bucket");
+        assert_eq!(table.touch_would_move(1, 100), Some(true));
+        assert_eq!(table.touch_would_move(2, 100), None, "unknown");
+        table.mark_closing(1);
+        assert_eq!(table.touch_would_move(1, 100), None, "closing");
     }
 
     #[test]
