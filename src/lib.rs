@@ -47,6 +47,8 @@
 //!   session, credentials and watches, like ZooKeeper's Java client.
 //! - [`ManualClock`] makes time deterministic: advancing it expires sessions
 //!   and reaps containers and TTL nodes on the calling thread.
+//! - [`server::Server`] serves a keeper to ZooKeeper clients over TCP (zkCli,
+//!   Curator, kazoo, …); `innkeeper serve` is the command-line front.
 //!
 //! # Compatibility
 //! Node Stat fields, sequential naming, error codes ([`Error::code`]), watch
@@ -58,7 +60,9 @@
 //! Paths, data, versions and ACLs from callers are validated and answered with
 //! a typed [`Error`]; a failed request changes nothing. The library does not
 //! panic on any input: this is checked by property tests and fuzz targets
-//! (`fuzz/`), which cannot prove the absence of bugs.
+//! (`fuzz/`), which cannot prove the absence of bugs. The wire server answers
+//! undecodable requests with ZooKeeper's error codes or closes the
+//! connection, and is tested with truncated, oversized and random frames.
 
 mod api;
 mod clock;
