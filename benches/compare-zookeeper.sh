@@ -4,6 +4,7 @@
 #
 #   benches/compare-zookeeper.sh            # full run, about two minutes
 #   QUICK=1 benches/compare-zookeeper.sh    # smaller series
+#   REPEAT=3 benches/compare-zookeeper.sh   # median of 3 rounds (noisy machines)
 #
 # Load: examples/zkbench.rs (a raw-wire client on innkeeper::proto), run
 # against one server at a time so they do not share the CPU while measured.
@@ -69,11 +70,12 @@ ZK_PID=$(cat "$WORK/zk.pid")
 printf 'rss_idle_kib\t%s\n' "$(rss_kib "$IK_PID")" >>"$WORK/ik.txt"
 printf 'rss_idle_kib\t%s\n' "$(rss_kib "$ZK_PID")" >>"$WORK/zk.txt"
 
-# --- the load, one server at a time ---------------------------------------------
-echo "running the load against innkeeper..." >&2
-"$BENCH" --addr "127.0.0.1:$IK_PORT" "${ARGS[@]}" >>"$WORK/ik.txt"
-echo "running the load against ZooKeeper..." >&2
-"$BENCH" --addr "127.0.0.1:$ZK_PORT" "${ARGS[@]}" >>"$WORK/zk.txt"
+# --- the load, one server at a time, alternating; medians of REPEAT rounds ------
+for round in $(seq 1 "${REPEAT:-1}"); do
+    echo "round $round: the load against innkeeper, then ZooKeeper..." >&2
+    "$BENCH" --addr "127.0.0.1:$IK_PORT" "${ARGS[@]}" >>"$WORK/ik.txt"
+    "$BENCH" --addr "127.0.0.1:$ZK_PORT" "${ARGS[@]}" >>"$WORK/zk.txt"
+done
 
 echo "filling $FILL nodes of 100 bytes in each..." >&2
 "$BENCH" --addr "127.0.0.1:$IK_PORT" --fill "$FILL" >/dev/null
@@ -85,11 +87,12 @@ printf 'rss_with_nodes_kib\t%s\n' "$(rss_kib "$ZK_PID")" >>"$WORK/zk.txt"
 python3 - "$WORK/ik.txt" "$WORK/zk.txt" "$FILL" <<'EOF'
 import sys
 def load(path):
-    out = {}
+    samples = {}
     for line in open(path):
         k, v = line.split("\t")
-        out[k] = float(v)
-    return out
+        samples.setdefault(k, []).append(float(v))
+    # The median of the rounds (REPEAT) for each metric.
+    return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
 ik, zk, fill = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
 print("%-34s %14s %14s %9s" % ("metric (%s nodes for rss_with_nodes)" % fill, "innkeeper", "zookeeper", "ratio"))
 print("-" * 74)

@@ -33,10 +33,19 @@ impl Client {
     /// Connects and opens a session, retrying refused/reset connections
     /// until `deadline` (servers that are still starting).
     pub fn connect(addr: SocketAddr, timeout_ms: i32) -> io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        Client::connect_patiently(addr, timeout_ms, Duration::from_secs(2))
+    }
+
+    /// `connect`, giving up on a handshake answer after `patience` (a
+    /// server that is still starting may accept and never answer).
+    pub fn connect_patiently(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        patience: Duration,
+    ) -> io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, patience)?;
         stream.set_nodelay(true)?;
-        // A server that is still starting may accept and never answer.
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.set_read_timeout(Some(patience))?;
         let mut c = Client {
             stream,
             splitter: FrameSplitter::with_max_len(16 << 20),
@@ -68,7 +77,8 @@ impl Client {
     pub fn connect_retry(addr: SocketAddr, timeout_ms: i32, wait: Duration) -> io::Result<Client> {
         let deadline = Instant::now() + wait;
         loop {
-            match Client::connect(addr, timeout_ms) {
+            // Short patience: a probe that hangs is retried at once.
+            match Client::connect_patiently(addr, timeout_ms, Duration::from_millis(100)) {
                 Ok(c) => return Ok(c),
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),

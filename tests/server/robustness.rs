@@ -175,7 +175,10 @@ fn a_client_that_never_reads_is_disconnected() {
         // Meanwhile others are served promptly.
         let t = Instant::now();
         assert_eq!(setup.err(&Request::Ping), 0);
-        assert!(t.elapsed() < Duration::from_secs(2), "others are not held up");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "others are not held up"
+        );
     }
     assert!(closed, "the non-reading client was disconnected");
     still_serving(addr);
