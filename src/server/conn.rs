@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -221,6 +221,23 @@ impl EventSink for Conn {
     }
 }
 
+/// A session's sink as the engine holds it: the connection, if it is alive.
+struct WeakSink(Weak<Conn>);
+
+impl EventSink for WeakSink {
+    fn notify(&self, event_type: EventType, path: &str) {
+        if let Some(conn) = self.0.upgrade() {
+            conn.notify(event_type, path);
+        }
+    }
+
+    fn ended(&self, state: KeeperState) {
+        if let Some(conn) = self.0.upgrade() {
+            conn.ended(state);
+        }
+    }
+}
+
 /// Runs a connection until it closes: handshake, then requests.
 pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
     let Ok(mut stream) = conn.stream.try_clone() else {
@@ -284,7 +301,10 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
     };
 
     let identities = vec![Id::new("ip", conn.peer.ip().to_string())];
-    let sink: Arc<dyn EventSink> = conn.clone();
+    // The engine keeps a session's sink until the session ends, which can
+    // be long after this connection is gone: it holds only a weak
+    // reference, so a closed connection's socket is released at once.
+    let sink: Arc<dyn EventSink> = Arc::new(WeakSink(Arc::downgrade(conn)));
     let hooks = Arc::new(SessionHooks::new(identities, sink, false));
     let read_only = request.read_only.map(|_| false);
     let session = if request.session_id == 0 {

@@ -252,3 +252,25 @@ fn random_request_bodies_never_take_the_server_down() {
     still_serving(addr);
     keeper.check_invariants().unwrap();
 }
+
+#[test]
+fn dropped_connections_release_their_sockets_while_sessions_live_on() {
+    // Sessions outlive their connections (they expire later), but the
+    // server must not keep the closed sockets open until then.
+    let open_fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    let (keeper, server) = server();
+    let addr = server.local_addr();
+    still_serving(addr);
+    crate::client::eventually("the first client's socket to go", || {
+        server.connection_count() == 0
+    });
+    let before = open_fds();
+    for _ in 0..40 {
+        let mut c = Client::connect(addr);
+        assert_eq!(c.err(&Request::Ping), 0);
+    }
+    crate::client::eventually("every server-side socket to close", || {
+        server.connection_count() == 0 && open_fds() <= before + 5
+    });
+    assert!(keeper.session_count() >= 40, "the sessions are still alive");
+}
