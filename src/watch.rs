@@ -284,34 +284,6 @@ impl WatchTable {
         self.len() == 0
     }
 
-    /// Paths watched by a session, sorted, with duplicates across tables merged.
-    pub fn paths_of(&self, session_id: i64) -> Vec<String> {
-        let mut paths: Vec<String> = self
-            .by_session
-            .get(&session_id)
-            .into_iter()
-            .flatten()
-            .map(|(_, p)| p.clone())
-            .collect();
-        paths.sort();
-        paths.dedup();
-        paths
-    }
-
-    /// Sessions watching each path (data table), sorted by path.
-    pub fn sessions_by_path(&self) -> BTreeMap<String, Vec<i64>> {
-        let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for map in [&self.data, &self.child] {
-            for (p, entries) in &map.by_path {
-                let list = out.entry(p.clone()).or_default();
-                list.extend(entries.keys().copied());
-                list.sort_unstable();
-                list.dedup();
-            }
-        }
-        out
-    }
-
     /// Sessions watching each path in one table, sorted by path and id
     /// (ZooKeeper's `wchs`/`wchc`/`wchp` report the data table).
     pub fn table_by_path(&self, table: Table) -> BTreeMap<String, Vec<i64>> {
@@ -326,6 +298,7 @@ impl WatchTable {
     }
 
     /// Sessions that hold any watch, sorted.
+    #[cfg(test)]
     pub fn sessions(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self
             .by_session
