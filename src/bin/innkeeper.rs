@@ -129,7 +129,9 @@ fn install_signal_handlers() {
 }
 
 /// Opens the keeper the server serves. The only place that decides between
-/// the durable store in `data_dir` and memory.
+/// the durable store in `data_dir` and memory. The returned mode name goes
+/// into the ready line (`mode: …`); `.ci/interop.sh` reads it and skips its
+/// restart scenario when it is `in-memory`.
 ///
 /// `innkeeper` has no durable store on this branch yet, so every mode runs
 /// in memory: `--in-memory` is the only mode until `Keeper::open` exists,
