@@ -8,6 +8,7 @@ mod event;
 mod node;
 pub mod path;
 mod prep;
+pub mod recipes;
 mod session;
 mod state;
 mod store;
