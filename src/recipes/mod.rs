@@ -1,10 +1,12 @@
 //! Recipes: what people build on ZooKeeper, built on [`crate::Coordinator`].
 
+mod election;
 mod lock;
 mod rwlock;
 mod semaphore;
 mod util;
 
+pub use election::{LeaderLatch, LeaderSelector, LeaderSelectorBuilder, Leadership};
 pub use lock::{Lock, LockGuard};
 pub use rwlock::{RwLock, RwLockGuard};
 pub use semaphore::{Lease, Semaphore};

@@ -4,4 +4,5 @@
 //! that it leaves no nodes behind.
 
 mod common;
+mod election;
 mod lock;
