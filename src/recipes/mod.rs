@@ -1,11 +1,13 @@
 //! Recipes: what people build on ZooKeeper, built on [`crate::Coordinator`].
 
+mod barrier;
 mod election;
 mod lock;
 mod rwlock;
 mod semaphore;
 mod util;
 
+pub use barrier::{Barrier, DoubleBarrier};
 pub use election::{LeaderLatch, LeaderSelector, LeaderSelectorBuilder, Leadership};
 pub use lock::{Lock, LockGuard};
 pub use rwlock::{RwLock, RwLockGuard};

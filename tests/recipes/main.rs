@@ -3,6 +3,7 @@
 //! interleavings, its liveness when a participant's session expires, and
 //! that it leaves no nodes behind.
 
+mod barrier;
 mod common;
 mod election;
 mod lock;
