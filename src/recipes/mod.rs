@@ -3,6 +3,7 @@
 mod barrier;
 mod election;
 mod lock;
+mod queue;
 mod rwlock;
 mod semaphore;
 mod util;
@@ -10,5 +11,6 @@ mod util;
 pub use barrier::{Barrier, DoubleBarrier};
 pub use election::{LeaderLatch, LeaderSelector, LeaderSelectorBuilder, Leadership};
 pub use lock::{Lock, LockGuard};
+pub use queue::{Claim, PriorityQueue, Queue};
 pub use rwlock::{RwLock, RwLockGuard};
 pub use semaphore::{Lease, Semaphore};

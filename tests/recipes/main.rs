@@ -7,3 +7,4 @@ mod barrier;
 mod common;
 mod election;
 mod lock;
+mod queue;
