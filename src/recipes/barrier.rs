@@ -254,7 +254,7 @@ impl<C: Coordinator + ?Sized> DoubleBarrier<C> {
             }
             match util::wait_for(&events, None, deadline) {
                 Waited::TimedOut | Waited::Cancelled => return withdraw(Ok(false)),
-                Waited::Event(_) => {}
+                Waited::Event => {}
             }
             match self.client.exists_with(&self.ready, Some(&watcher)) {
                 Ok(Some(_)) => return withdraw(Ok(true)),

@@ -328,7 +328,7 @@ impl<C: Coordinator + ?Sized> Leadership<'_, C> {
             _ => return true,
         }
         let lost = match util::wait_for(&events, Some(self.stop), Deadline::after(timeout)) {
-            Waited::Event(_) | Waited::Cancelled => true,
+            Waited::Event | Waited::Cancelled => true,
             Waited::TimedOut => false,
         };
         util::forget_watch(self.client, &self.node, WatcherType::Data, &watcher);

@@ -122,7 +122,7 @@ impl<C: Coordinator + ?Sized> Contend<'_, C> {
                 continue;
             }
             match util::wait_for(&events, cancel, deadline) {
-                Waited::Event(_) => forget(&watched),
+                Waited::Event => forget(&watched),
                 Waited::TimedOut | Waited::Cancelled => {
                     forget(&watched);
                     return Ok(false);

@@ -1,6 +1,7 @@
 //! Recipes: what people build on ZooKeeper, built on [`crate::Coordinator`].
 
 mod barrier;
+mod counter;
 mod election;
 mod lock;
 mod queue;
@@ -9,6 +10,7 @@ mod semaphore;
 mod util;
 
 pub use barrier::{Barrier, DoubleBarrier};
+pub use counter::{AtomicCounter, SharedValue, Versioned};
 pub use election::{LeaderLatch, LeaderSelector, LeaderSelectorBuilder, Leadership};
 pub use lock::{Lock, LockGuard};
 pub use queue::{Claim, PriorityQueue, Queue};

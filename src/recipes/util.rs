@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select};
 
-use crate::event::{WatchReceiver, WatchedEvent, Watcher, WatcherType};
+use crate::event::{WatchReceiver, Watcher, WatcherType};
 use crate::node::{CreateMode, Stat};
 use crate::path;
 use crate::{Coordinator, CreateOptions, Error, ErrorKind, Result};
@@ -52,7 +52,7 @@ impl Deadline {
 #[derive(Debug)]
 pub(crate) enum Waited {
     /// The watch fired (a node event or a session state change).
-    Event(WatchedEvent),
+    Event,
     /// The deadline passed.
     TimedOut,
     /// The cancel channel fired or was dropped.
@@ -77,12 +77,10 @@ pub(crate) fn wait_for(
     };
     let idx = ready.index();
     if idx == event_idx {
-        match ready.recv(events.receiver()) {
-            Ok(event) => Waited::Event(event),
-            // The sender lives in the watch registry; a dropped one means
-            // the session forgot the watch (it ended): report as an event.
-            Err(_) => Waited::Event(WatchedEvent::state(crate::KeeperState::Closed)),
-        }
+        // An error means the session forgot the watch (it ended); the
+        // caller's next call reports that, so treat it as an event too.
+        let _ = ready.recv(events.receiver());
+        Waited::Event
     } else if Some(idx) == cancel_idx {
         if let Some(c) = cancel {
             let _ = ready.recv(c);

@@ -5,6 +5,7 @@
 
 mod barrier;
 mod common;
+mod counter;
 mod election;
 mod lock;
 mod queue;
