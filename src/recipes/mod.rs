@@ -1,6 +1,7 @@
 //! Recipes: what people build on ZooKeeper, built on [`crate::Coordinator`].
 
 mod barrier;
+mod cache;
 mod counter;
 mod election;
 mod lock;
@@ -10,6 +11,7 @@ mod semaphore;
 mod util;
 
 pub use barrier::{Barrier, DoubleBarrier};
+pub use cache::{CacheEvent, NodeCache, NodeData, TreeCache};
 pub use counter::{AtomicCounter, SharedValue, Versioned};
 pub use election::{LeaderLatch, LeaderSelector, LeaderSelectorBuilder, Leadership};
 pub use lock::{Lock, LockGuard};

@@ -4,6 +4,7 @@
 //! that it leaves no nodes behind.
 
 mod barrier;
+mod cache;
 mod common;
 mod counter;
 mod election;
