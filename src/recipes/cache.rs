@@ -474,6 +474,21 @@ impl<C: Coordinator + ?Sized + 'static> TreeCache<C> {
             .push(Arc::new(listener));
     }
 
+    /// Like [`TreeCache::on_change`], also passing every cached node.
+    pub(crate) fn on_change_entries(
+        &self,
+        listener: impl Fn(&CacheEvent, &[NodeData]) + Send + Sync + 'static,
+    ) {
+        // Weak: the listener lives inside what it points to.
+        let shared = Arc::downgrade(&self.running.shared);
+        self.on_change(move |event| {
+            if let Some(shared) = shared.upgrade() {
+                let nodes: Vec<NodeData> = shared.entries.lock().values().cloned().collect();
+                listener(event, &nodes);
+            }
+        });
+    }
+
     /// Waits up to `timeout` until `done` holds for the cached nodes.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[NodeData]) -> bool) -> bool {
         self.running.wait_for(timeout, |entries| {

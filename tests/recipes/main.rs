@@ -9,4 +9,5 @@ mod common;
 mod counter;
 mod election;
 mod lock;
+mod membership;
 mod queue;
