@@ -11,6 +11,7 @@ mod naming;
 mod queue;
 mod rwlock;
 mod semaphore;
+mod tasks;
 mod util;
 
 pub use barrier::{Barrier, DoubleBarrier};
@@ -26,3 +27,4 @@ pub use naming::{BoundName, NameService};
 pub use queue::{Claim, PriorityQueue, Queue};
 pub use rwlock::{RwLock, RwLockGuard};
 pub use semaphore::{Lease, Semaphore};
+pub use tasks::{TaskBoard, TaskEvent, Worker};

@@ -11,3 +11,4 @@ mod election;
 mod lock;
 mod membership;
 mod queue;
+mod tasks;
