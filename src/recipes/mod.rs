@@ -11,6 +11,7 @@ mod naming;
 mod queue;
 mod rwlock;
 mod semaphore;
+mod step;
 mod tasks;
 mod util;
 
@@ -27,4 +28,5 @@ pub use naming::{BoundName, NameService};
 pub use queue::{Claim, PriorityQueue, Queue};
 pub use rwlock::{RwLock, RwLockGuard};
 pub use semaphore::{Lease, Semaphore};
+pub use step::{StepBarrier, StepStart, READY};
 pub use tasks::{TaskBoard, TaskEvent, Worker};

@@ -11,4 +11,5 @@ mod election;
 mod lock;
 mod membership;
 mod queue;
+mod step;
 mod tasks;
