@@ -249,7 +249,7 @@ impl<C: Coordinator + ?Sized> std::fmt::Debug for Claim<'_, C> {
 ///   and if the consumer dies its claim vanishes with its session and the
 ///   item is available again.
 ///
-/// [`Queue::claim`] exposes the two steps for at-least-once processing:
+/// [`Queue::claim_timeout`] exposes the two steps for at-least-once processing:
 /// process, then [`Claim::complete`]; a crash before completing means the
 /// item is redelivered.
 ///

@@ -63,13 +63,14 @@ struct Held {
 /// let keeper = Keeper::in_memory()?;
 /// let a = RwLock::new(Arc::new(keeper.session()?), "/locks/catalog")?;
 /// let b = RwLock::new(Arc::new(keeper.session()?), "/locks/catalog")?;
+/// let c = RwLock::new(Arc::new(keeper.session()?), "/locks/catalog")?;
 ///
 /// let read_a = a.read()?;
 /// let read_b = b.try_read()?;                 // readers share
 /// assert!(read_b.is_some());
-/// assert!(b.try_write()?.is_none());          // a writer must wait
+/// assert!(c.try_write()?.is_none());          // a writer must wait
 /// drop((read_a, read_b));
-/// assert!(b.try_write()?.is_some());
+/// assert!(c.try_write()?.is_some());
 /// # Ok::<(), innkeeper::Error>(())
 /// ```
 pub struct RwLock<C: Coordinator + ?Sized> {
