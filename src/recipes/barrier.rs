@@ -62,7 +62,7 @@ impl<C: Coordinator + ?Sized> Barrier<C> {
     fn raise_as(&self, mode: CreateMode) -> Result<bool> {
         let parent = path::parent(&self.path);
         if parent != "/" {
-            self.client.create_all(parent)?;
+            util::ensure_container(&*self.client, parent)?;
         }
         match self.client.create(&self.path, b"", mode) {
             Ok(_) => Ok(true),

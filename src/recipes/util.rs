@@ -138,21 +138,27 @@ pub(crate) fn base_path(p: &str) -> Result<String> {
     Ok(p.to_string())
 }
 
-/// Creates `dir` as a container (ancestors as persistent nodes) unless it
-/// exists. The keeper deletes an empty container once it has had children,
-/// so a recipe that leaves nothing behind leaves no directory either.
+/// Creates `dir`, and any missing ancestor, as a container (Curator's
+/// `creatingParentContainersIfNeeded`). The keeper deletes an empty
+/// container once it has had children, so a recipe that leaves nothing
+/// behind leaves no directories either. Existing nodes are kept as they
+/// are.
 pub(crate) fn ensure_container<C: Coordinator + ?Sized>(client: &C, dir: &str) -> Result<()> {
     if client.exists(dir)?.is_some() {
         return Ok(());
     }
-    let parent = path::parent(dir);
-    if parent != "/" {
-        client.create_all(parent)?;
+    let options = CreateOptions::new(CreateMode::Container);
+    let mut prefix = String::new();
+    for segment in dir.split('/').skip(1) {
+        prefix.push('/');
+        prefix.push_str(segment);
+        match client.create_with(&prefix, Some(b""), &options) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NodeExists => {}
+            Err(e) => return Err(e),
+        }
     }
-    match client.create_with(dir, Some(b""), &CreateOptions::new(CreateMode::Container)) {
-        Err(e) if e.kind() != ErrorKind::NodeExists => Err(e),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// How a recipe's directory is made when missing.

@@ -313,7 +313,8 @@ fn lock_is_reentrant_per_thread() {
 }
 
 // Checks that a timed-out wait leaves no node and no watch behind, and
-// that the lock's container directory is reaped once unused.
+// that the lock's container directory (and its container parent) is
+// reaped once unused.
 #[test]
 fn timed_out_waiter_cleans_up_and_dir_is_reaped() {
     let world = World::new();
@@ -327,7 +328,7 @@ fn timed_out_waiter_cleans_up_and_dir_is_reaped() {
     assert!(world.nodes_below("/t/lock").is_empty());
     world.reap();
     assert!(!world.exists("/t/lock"), "the empty container is reaped");
-    assert!(world.exists("/t"));
+    assert!(!world.exists("/t"), "and so is its container parent");
     // The lock works again after its directory was reaped.
     assert!(b.try_lock().expect("try").is_some());
 }
