@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use innkeeper::{Acl, ErrorKind};
+use innkeeper::Acl;
 use innkeeper::{
     AddWatchMode, ClientInfo, Coordinator, CreateOptions, EventType, Keeper, KeeperState,
     ManualClock, Op, OpResult, ReadOp, ReadResult, Result, Session, Stat, WatchReceiver,
@@ -290,11 +290,6 @@ impl Coordinator for Probe {
     fn state(&self) -> KeeperState {
         self.inner.state()
     }
-}
-
-/// True for the error a dead session gives.
-pub fn is_session_gone(e: &innkeeper::Error) -> bool {
-    matches!(e.kind(), ErrorKind::SessionExpired | ErrorKind::NoNode)
 }
 
 /// A seed from `RECIPES_SEED` or a fixed default, printed so a failure can

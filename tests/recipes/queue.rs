@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use innkeeper::recipes::{PriorityQueue, Queue};
-use innkeeper::{Coordinator, ErrorKind, Session};
+use innkeeper::{ErrorKind, Session};
 use parking_lot::Mutex;
 
 use crate::common::{self, Probe, World, PROMPTLY};

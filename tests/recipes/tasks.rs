@@ -12,6 +12,9 @@ use crate::common::{self, World, PROMPTLY};
 
 type Events = Receiver<(String, TaskEvent)>;
 
+/// A worker and the session it runs on.
+type Slot = (Arc<Session>, Worker<Session>);
+
 fn worker(
     world: &World,
     id: &str,
@@ -179,7 +182,7 @@ fn no_task_has_two_live_owners_under_churn() {
     let cache = TreeCache::new(world.session(), "/jobs").expect("cache");
     let (log, _events): (_, Events) = crossbeam_channel::unbounded();
     let ids = ["a", "b", "c", "d", "e"];
-    let slots: Arc<Mutex<Vec<(Arc<Session>, Worker<Session>)>>> = Arc::new(Mutex::new(
+    let slots: Arc<Mutex<Vec<Slot>>> = Arc::new(Mutex::new(
         ids.iter()
             .map(|id| {
                 let s = world.session();
