@@ -305,7 +305,7 @@ impl<C: Coordinator + ?Sized + 'static> Running<C> {
     fn close(&mut self) {
         drop(self.stop.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let _ = util::join_unless_current(t);
         }
         let _ = self
             .client

@@ -180,8 +180,9 @@ impl<C: Coordinator + ?Sized + 'static> LeaderLatch<C> {
         self.inner.listeners.lock().push(Arc::new(listener));
     }
 
-    /// Leaves the election (stepping down if leading). Closing twice is
-    /// fine.
+    /// Leaves the election, relinquishing leadership if this participant
+    /// leads (the next in line takes over). Closing twice is fine.
+    #[doc(alias = "relinquish")]
     pub fn close(&self) -> Result<()> {
         let node = {
             let mut state = self.inner.state.lock();
@@ -432,7 +433,7 @@ impl LeaderSelector {
     pub fn close(&self) -> Result<()> {
         drop(self.stop.lock().take());
         if let Some(handle) = self.thread.lock().take() {
-            if handle.join().is_err() {
+            if util::join_unless_current(handle).is_err() {
                 return Err(
                     Error::new(ErrorKind::SystemError).detail("the leadership closure panicked")
                 );

@@ -123,7 +123,8 @@ impl<C: Coordinator + ?Sized + 'static> NameService<C> {
             util::Dir::Persistent,
         )?;
         util::delete_if_present(&*self.client, &created)?;
-        let sequence = util::sequence_of(&created).unwrap_or_default();
+        let sequence = util::sequence_of(&created)
+            .ok_or_else(|| Error::with_path(ErrorKind::SystemError, &created))?;
         Ok(format!("{prefix}{sequence:010}"))
     }
 

@@ -477,7 +477,7 @@ impl<C: Coordinator + ?Sized + 'static> Worker<C> {
     fn shutdown(&mut self) -> Result<()> {
         drop(self.stop.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let _ = util::join_unless_current(t);
         }
         let client = &*self.core.client;
         let _ = client.remove_watches(&self.core.tasks, WatcherType::Any, Some(&self.watcher));

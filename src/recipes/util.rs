@@ -250,6 +250,16 @@ pub(crate) fn lost_node(p: &str) -> Error {
     Error::with_path(ErrorKind::NoNode, p).detail("the recipe's own node disappeared")
 }
 
+/// Joins a recipe's background thread, unless called from that very
+/// thread (a listener or leadership closure closing its own recipe), where
+/// joining would wait forever; the thread then ends by itself.
+pub(crate) fn join_unless_current(handle: std::thread::JoinHandle<()>) -> std::thread::Result<()> {
+    if handle.thread().id() == std::thread::current().id() {
+        return Ok(());
+    }
+    handle.join()
+}
+
 /// A small, fast, non-cryptographic random source (SplitMix64) for
 /// choices that only need to be spread out, such as picking an instance.
 #[derive(Debug, Clone)]

@@ -149,3 +149,72 @@ fn naming_rebinds_and_allocates_unique_names() {
         "bookkeeping is hidden"
     );
 }
+
+#[derive(Debug, Clone)]
+enum MemberOp {
+    Join(usize),
+    Leave(usize),
+    Expire(usize),
+}
+
+fn member_op() -> impl proptest::strategy::Strategy<Value = MemberOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0..4usize).prop_map(MemberOp::Join),
+        2 => (0..4usize).prop_map(MemberOp::Leave),
+        2 => (0..4usize).prop_map(MemberOp::Expire),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    // Checks membership and discovery against a set model over random
+    // joins, leaves and session expiries of four instances: after each
+    // step the group listing equals the model, and a round-robin provider
+    // converges to it and only ever picks live instances.
+    #[test]
+    fn membership_and_discovery_match_the_live_set(ops in proptest::collection::vec(member_op(), 1..30)) {
+        let world = World::new();
+        let mut sessions: Vec<_> = (0..4).map(|_| world.session()).collect();
+        let mut registered: Vec<Option<innkeeper::recipes::Registration<innkeeper::Session>>> =
+            (0..4).map(|_| None).collect();
+        let discovery = ServiceDiscovery::new(world.session(), "/pm").expect("discovery");
+        let provider = discovery.provider("svc", PickStrategy::RoundRobin).expect("provider");
+        let mut live = BTreeSet::new();
+        for op in ops {
+            match op {
+                MemberOp::Join(i) => {
+                    if registered[i].is_none() {
+                        let registry = ServiceRegistry::new(sessions[i].clone(), "/pm").expect("registry");
+                        let instance = ServiceInstance::new("svc", &format!("i{i}"), "10.0.0.1", 80 + i as u16);
+                        registered[i] = Some(registry.register(&instance).expect("register"));
+                        live.insert(format!("i{i}"));
+                    }
+                }
+                MemberOp::Leave(i) => {
+                    if let Some(r) = registered[i].take() {
+                        r.unregister().expect("unregister");
+                        live.remove(&format!("i{i}"));
+                    }
+                }
+                MemberOp::Expire(i) => {
+                    world.keeper.expire_session(innkeeper::Coordinator::session_id(&*sessions[i])).expect("expire");
+                    sessions[i] = world.session();
+                    registered[i] = None;
+                    live.remove(&format!("i{i}"));
+                }
+            }
+            let listed: BTreeSet<String> = members_of(&*world.session(), "/pm/svc").expect("members").into_keys().collect();
+            proptest::prop_assert_eq!(&listed, &live);
+            let converged = provider.wait_for(PROMPTLY, |now| {
+                now.iter().map(|i| i.id.clone()).collect::<BTreeSet<_>>() == live
+            });
+            proptest::prop_assert!(converged);
+            for _ in 0..live.len() {
+                let pick = provider.instance().expect("a live instance");
+                proptest::prop_assert!(live.contains(&pick.id));
+            }
+        }
+    }
+}
