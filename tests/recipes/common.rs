@@ -107,6 +107,8 @@ pub struct Probe {
     pub inner: Arc<Session>,
     calls: AtomicUsize,
     fail_at: AtomicUsize,
+    lose_reply_at: AtomicUsize,
+    lost: AtomicUsize,
     hook: parking_lot::Mutex<Option<Hook>>,
     spy: Watcher,
     spied: WatchReceiver,
@@ -122,6 +124,8 @@ impl Probe {
             inner,
             calls: AtomicUsize::new(0),
             fail_at: AtomicUsize::new(usize::MAX),
+            lose_reply_at: AtomicUsize::new(usize::MAX),
+            lost: AtomicUsize::new(0),
             hook: parking_lot::Mutex::new(None),
             spy,
             spied,
@@ -141,6 +145,17 @@ impl Probe {
         self.fail_at.store(n, Ordering::SeqCst);
     }
 
+    /// Makes call number `n` (a create or a multi) happen but report
+    /// `ConnectionLoss`, as a remote client sees when the reply is lost.
+    pub fn lose_reply_of_call(&self, n: usize) {
+        self.lose_reply_at.store(n, Ordering::SeqCst);
+    }
+
+    /// Replies lost so far.
+    pub fn replies_lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
+
     /// Node events this participant received since the last call.
     pub fn wakeups(&self) -> usize {
         self.spied
@@ -157,13 +172,15 @@ impl Probe {
             .expect("the participant should park on a watch")
     }
 
-    fn count(&self) {
+    /// Counts a call; true when its reply must be lost.
+    fn count(&self) -> bool {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n == self.fail_at.load(Ordering::SeqCst) {
             if let Some(hook) = self.hook.lock().take() {
                 hook();
             }
         }
+        n == self.lose_reply_at.load(Ordering::SeqCst)
     }
 
     fn parked(&self, p: &str) {
@@ -181,8 +198,13 @@ impl Coordinator for Probe {
         data: Option<&[u8]>,
         options: &CreateOptions,
     ) -> Result<(String, Stat)> {
-        self.count();
-        self.inner.create_with(path, data, options)
+        let lose = self.count();
+        let r = self.inner.create_with(path, data, options);
+        if lose {
+            self.lost.fetch_add(1, Ordering::SeqCst);
+            return Err(innkeeper::Error::new(innkeeper::ErrorKind::ConnectionLoss));
+        }
+        r
     }
     fn delete(&self, path: &str, version: i32) -> Result<()> {
         self.count();
@@ -242,8 +264,13 @@ impl Coordinator for Probe {
         self.inner.set_acl(path, acl, aversion)
     }
     fn multi_results(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
-        self.count();
-        self.inner.multi_results(ops)
+        let lose = self.count();
+        let r = self.inner.multi_results(ops);
+        if lose {
+            self.lost.fetch_add(1, Ordering::SeqCst);
+            return Err(innkeeper::Error::new(innkeeper::ErrorKind::ConnectionLoss));
+        }
+        r
     }
     fn multi_read(&self, ops: &[ReadOp]) -> Result<Vec<ReadResult>> {
         self.count();

@@ -9,6 +9,7 @@ mod common;
 mod counter;
 mod election;
 mod lock;
+mod lossy;
 mod membership;
 mod queue;
 mod step;
