@@ -54,16 +54,38 @@ pub fn run(stage: &Stage) -> innkeeper::Result<()> {
             if bob.is_some() {
                 "ok"
             } else {
-                "conflict, re-reads and retries"
+                "conflict: alice changed it first"
             }
         ),
     );
-    for _ in 0..2 {
-        if let Ok(line) = rx.recv_timeout(SOON) {
-            let (who, what) = line.split_once('|').unwrap_or(("?", &line));
-            stage.say(who, what);
+    let reloads = |n: usize| {
+        for _ in 0..n {
+            if let Ok(line) = rx.recv_timeout(SOON) {
+                let (who, what) = line.split_once('|').unwrap_or(("?", &line));
+                stage.say(who, what);
+            }
         }
+    };
+    reloads(2);
+    let fresh = config.get()?;
+    stage.say(
+        "bob",
+        format!(
+            "re-reads {} (version {}) and settles on workers=6",
+            String::from_utf8_lossy(&fresh.data),
+            fresh.version
+        ),
+    );
+    if config
+        .compare_and_set(fresh.version, b"workers=6")?
+        .is_some()
+    {
+        stage.say(
+            "bob",
+            format!("sets workers=6 at version {}: ok", fresh.version),
+        );
     }
+    reloads(2);
 
     let deploys = AtomicCounter::new(stage.join("ci"), "/stats/deploys")?;
     std::thread::scope(|scope| {

@@ -47,11 +47,16 @@ pub fn run(stage: &Stage) -> innkeeper::Result<()> {
                 ),
             );
         }
-        while let Ok((who, leading)) = rx.try_recv() {
+        // Listeners run on each session's event thread: collect the two
+        // notifications this hand-over causes.
+        for _ in 0..2 {
+            let Ok((who, leading)) = rx.recv_timeout(SOON) else {
+                break;
+            };
             let news = if leading {
-                "hears it leads"
+                "is told it leads"
             } else {
-                "hears it no longer leads"
+                "is told it no longer leads"
             };
             stage.say(&who, news);
         }
