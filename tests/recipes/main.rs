@@ -12,5 +12,6 @@ mod lock;
 mod lossy;
 mod membership;
 mod queue;
+mod session_end;
 mod step;
 mod tasks;
