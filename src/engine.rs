@@ -488,11 +488,22 @@ impl Engine {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
         let hooks = self.hooks.read().get(&session_id).cloned();
-        self.write(session_id, Vec::new(), Write::CloseSession, None)?;
-        if let Some(h) = hooks {
-            h.sink.read().ended(KeeperState::Expired);
+        // An expiring session's client is gone (that is why it expires): it
+        // hears nothing of its own ephemerals' deletion, only `Expired`, on
+        // every watcher (zookeeper-reference.md C.4, C.6). A client that
+        // closes is still connected and does hear them, so only here.
+        let sink = hooks
+            .as_ref()
+            .map(|h| std::mem::replace(&mut *h.sink.write(), Arc::new(NullSink)));
+        let closed = self.write(session_id, Vec::new(), Write::CloseSession, None);
+        if let (Some(h), Some(sink)) = (&hooks, sink) {
+            if closed.is_err() {
+                *h.sink.write() = sink;
+            } else {
+                sink.ended(KeeperState::Expired);
+            }
         }
-        Ok(())
+        closed.map(|_| ())
     }
 
     /// Touches a session (a ping or any request from a wire client).

@@ -72,6 +72,7 @@ mod event;
 mod node;
 pub mod path;
 mod prep;
+pub mod recipes;
 mod remote;
 mod session;
 mod state;

@@ -325,7 +325,14 @@ impl Model {
         Ok(String::new())
     }
 
-    fn end_session(&mut self, slot: usize, session_id: i64) {
+    /// A close or expiry: one txn deleting the session's ephemerals. A
+    /// closing session still hears its own watches fire (the 3.8.0 traces
+    /// show it); an expired one hears only `Expired` (C.4, C.6).
+    fn end_session(&mut self, slot: usize, session_id: i64, expired: bool) {
+        if expired {
+            self.data_watches.retain(|(_, s)| *s != slot);
+            self.child_watches.retain(|(_, s)| *s != slot);
+        }
         self.zxid += 1;
         let zxid = self.zxid;
         let mine: Vec<String> = self
@@ -510,7 +517,7 @@ impl Harness {
             MOp::Close { slot } => {
                 let id = self.sessions[*slot].session_id();
                 self.sessions[*slot].close().unwrap();
-                self.model.end_session(*slot, id);
+                self.model.end_session(*slot, id, false);
                 self.drain_own(*slot, KeeperState::Closed);
                 self.reopen(*slot);
             }
@@ -519,7 +526,7 @@ impl Harness {
                 self.sessions[*slot].pause_heartbeats();
                 self.clock.advance(Duration::from_millis(150));
                 assert!(self.sessions[*slot].is_expired());
-                self.model.end_session(*slot, id);
+                self.model.end_session(*slot, id, true);
                 self.drain_own(*slot, KeeperState::Expired);
                 self.reopen(*slot);
             }
