@@ -535,14 +535,39 @@ impl Engine {
         self.ticks_running.store(false, Ordering::Release);
     }
 
-    /// Stops the engine: no further writes; flushes the store.
+    /// Stops the engine: no further writes; flushes and closes the store,
+    /// releasing its directory.
     pub(crate) fn shutdown(&self) -> Result<()> {
         let _commit = self.commit.lock();
         self.closed.store(true, Ordering::Release);
         match &self.store {
-            Some(store) => store.flush(),
+            Some(store) => store.close(&self.state.read()),
             None => Ok(()),
         }
+    }
+
+    /// Makes every applied write durable now (the periodic mode flushes on
+    /// its own timer; the durable mode already is). Holds the commit lock
+    /// so the store sees the applied state and no batch in flight.
+    pub(crate) fn flush_store(&self) -> Result<()> {
+        self.check_open()?;
+        let _commit = self.commit.lock();
+        match &self.store {
+            Some(store) => store.flush(&self.state.read()),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes sure new sessions get ids above `session_id` (the highest id
+    /// a recovered store ever handed out, closed sessions included).
+    pub(crate) fn reserve_session_ids_through(&self, session_id: i64) {
+        let mut next_session_id = self.commit.lock();
+        *next_session_id = (*next_session_id).max(session_id.saturating_add(1));
+    }
+
+    /// The id the next session will get.
+    pub(crate) fn next_session_id(&self) -> i64 {
+        *self.commit.lock()
     }
 
     // ---- reads ----------------------------------------------------------
