@@ -1,1 +1,3 @@
+mod store;
 mod traces;
+fn main() {}
