@@ -62,6 +62,14 @@ const TRUNCATE_BATCH_KEYS: usize = 10_000;
 const OPEN_LOCK_RETRIES: u32 = 50;
 const OPEN_LOCK_RETRY_WAIT: Duration = Duration::from_millis(20);
 
+/// Name prefix and suffix of a snapshot sled is still writing. sled 0.34.7
+/// writes `snap.<lsn>.generating`, fsyncs it and renames it, but when it
+/// looks for its newest snapshot it skips only `.in___motion` files: after
+/// a crash in between, it takes the partial file for the newest snapshot
+/// and refuses to open. Such a file is removed before sled opens.
+const SLED_SNAPSHOT_PREFIX: &str = "snap.";
+const SLED_PARTIAL_SNAPSHOT_SUFFIX: &str = ".generating";
+
 /// sled's own data file inside its directory; fsynced after every flush.
 const SLED_DATA_FILE: &str = "db";
 /// sled's directory of blob files (values too large for a segment). The
@@ -148,6 +156,29 @@ fn io_error(e: std::io::Error, doing: &str, path: &Path) -> Error {
     Error::new(ErrorKind::Io).detail(format!("{doing} {}: {e}", path.display()))
 }
 
+/// Removes snapshots sled did not finish writing (see
+/// [`SLED_PARTIAL_SNAPSHOT_SUFFIX`]). Dropping one is the same as a crash
+/// just before sled started it: the previous snapshot and the log are
+/// still there.
+fn remove_partial_snapshots(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| io_error(e, "listing", dir))?;
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SLED_SNAPSHOT_PREFIX) && name.ends_with(SLED_PARTIAL_SNAPSHOT_SUFFIX) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| io_error(e, "removing", &path))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir).map_err(|e| io_error(e, "syncing", dir))?;
+    }
+    Ok(())
+}
+
 /// The txn log: one sled database in its own directory.
 pub(crate) struct Log {
     /// Always `Some` until the log is dropped.
@@ -169,6 +200,7 @@ impl Log {
     /// Opens (or creates) the log in `dir` with a page cache of `cache_bytes`.
     pub(crate) fn open(dir: &Path, cache_bytes: u64) -> Result<Log> {
         fs::create_dir_all(dir).map_err(|e| io_error(e, "creating", dir))?;
+        remove_partial_snapshots(dir)?;
         let config = ::sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -534,6 +566,20 @@ mod tests {
         .unwrap();
         assert_eq!(seen, (11..=25).collect::<Vec<_>>());
         assert_eq!(log.bounds().unwrap(), Some((11, 25)));
+    }
+
+    #[test]
+    fn a_snapshot_sled_did_not_finish_does_not_block_the_open() {
+        // Reproduces a crash inside sled's snapshot write, found by tests/crash.rs.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = Log::open(dir.path(), 1 << 20).unwrap();
+            log.append(&[(1, vec![1])]).unwrap();
+            log.make_durable().unwrap();
+        }
+        fs::write(dir.path().join("snap.FFFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        let log = Log::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(log.bounds().unwrap(), Some((1, 1)));
     }
 
     #[test]
