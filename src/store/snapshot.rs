@@ -168,6 +168,23 @@ fn push_frame(out: &mut Vec<u8>, record: &Record<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Builds a snapshot file from arbitrary bytes, cutting them into frames
+/// with valid lengths and checksums: each frame's payload length is the
+/// next input byte, its payload the bytes after it. Only the fuzz hook
+/// uses it, so fuzzing reaches the record sequence behind the CRCs.
+pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    let mut rest = bytes;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (payload, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+        out.extend_from_slice(payload);
+        rest = tail;
+    }
+    out
+}
+
 /// Walks the frames of a snapshot body.
 struct Frames<'a> {
     rest: &'a [u8],
