@@ -11,7 +11,7 @@
 //! never panicked on: the bytes come from disk.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -24,7 +24,7 @@ use crate::state::State;
 use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
 };
-use crate::tree::Node;
+use crate::tree::{Node, NodeKind, Tree};
 
 /// The first bytes of every snapshot (and backup) file.
 pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
@@ -103,25 +103,43 @@ pub(crate) fn encode(
         push_frame(&mut out, &Record::Acl(Cow::Borrowed(&node.acl[..])))?;
         n_acls += 1;
     }
+    // Parents before children (depth first from the root, children in
+    // name order), so a reader can link each node into its parent as it
+    // arrives. One path buffer grows and shrinks as the walk goes: no
+    // allocation per node, and no recursion however deep the tree.
     let mut n_nodes: u64 = 0;
-    for (p, node) in state.tree.iter() {
-        let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
-        let record = SnapshotNode {
-            path: Cow::Borrowed(p.as_str()),
-            data: node.data.as_deref().map(Cow::Borrowed),
-            acl_idx: acl_idx.get(&key).copied().unwrap_or(0),
-            czxid: node.czxid,
-            mzxid: node.mzxid,
-            pzxid: node.pzxid,
-            ctime: node.ctime,
-            mtime: node.mtime,
-            version: node.version,
-            creates: node.creates,
-            aversion: node.aversion,
-            owner: node.owner,
+    let mut path_buf = String::from("/");
+    let root = state.tree.get("/").ok_or("the tree has no root")?;
+    push_node(&mut out, "/", root, &acl_idx)?;
+    n_nodes += 1;
+    let mut stack = vec![(root.children.iter(), 1usize)];
+    while let Some((children, parent_len)) = stack.last_mut() {
+        let parent_len = *parent_len;
+        let Some(name) = children.next() else {
+            stack.pop();
+            continue;
         };
-        push_frame(&mut out, &Record::Node(record))?;
+        path_buf.truncate(parent_len);
+        if parent_len > 1 {
+            path_buf.push('/');
+        }
+        path_buf.push_str(name);
+        let node = state
+            .tree
+            .get(&path_buf)
+            .ok_or_else(|| format!("{path_buf} is listed by its parent but missing"))?;
+        push_node(&mut out, &path_buf, node, &acl_idx)?;
         n_nodes += 1;
+        if !node.children.is_empty() {
+            stack.push((node.children.iter(), path_buf.len()));
+        }
+    }
+    if n_nodes != state.tree.len() as u64 {
+        return Err(format!(
+            "{} of {} nodes are reachable from the root",
+            n_nodes,
+            state.tree.len()
+        ));
     }
     let mut n_sessions: u64 = 0;
     for session_id in state.sessions.ids() {
@@ -147,6 +165,30 @@ pub(crate) fn encode(
         }),
     )?;
     Ok(out)
+}
+
+fn push_node(
+    out: &mut Vec<u8>,
+    path: &str,
+    node: &Node,
+    acl_idx: &HashMap<usize, u32>,
+) -> Result<(), String> {
+    let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
+    let record = SnapshotNode {
+        path: Cow::Borrowed(path),
+        data: node.data.as_deref().map(Cow::Borrowed),
+        acl_idx: acl_idx.get(&key).copied().unwrap_or(0),
+        czxid: node.czxid,
+        mzxid: node.mzxid,
+        pzxid: node.pzxid,
+        ctime: node.ctime,
+        mtime: node.mtime,
+        version: node.version,
+        creates: node.creates,
+        aversion: node.aversion,
+        owner: node.owner,
+    };
+    push_frame(out, &Record::Node(record))
 }
 
 fn push_frame(out: &mut Vec<u8>, record: &Record<'_>) -> Result<(), String> {
@@ -256,7 +298,8 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
     let mut state = State::new(tick_ms);
     state.last_zxid = header.zxid;
     let mut acls: Vec<Arc<[Acl]>> = Vec::new();
-    let mut paths: HashSet<String> = HashSet::new();
+    // The fresh tree holds the system nodes; the snapshot replaces them.
+    let mut system_seen: Vec<String> = Vec::new();
     let (mut n_nodes, mut n_sessions) = (0u64, 0u64);
     loop {
         let record = frames
@@ -288,8 +331,23 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                             acls.len()
                         ))
                     })?;
-                if !paths.insert(path.clone()) {
+                let system = Tree::is_system(&path);
+                if state.tree.get(&path).is_some() && (!system || system_seen.contains(&path)) {
                     return Err(SnapshotError::Damaged(format!("node {path:?} twice")));
+                }
+                if system {
+                    system_seen.push(path.clone());
+                }
+                if path != "/" {
+                    let parent = state.tree.get_mut(path::parent(&path)).ok_or_else(|| {
+                        SnapshotError::Damaged(format!("node {path:?} comes before its parent"))
+                    })?;
+                    if let NodeKind::Ephemeral(_) = parent.kind() {
+                        return Err(SnapshotError::Damaged(format!(
+                            "node {path:?} is the child of an ephemeral"
+                        )));
+                    }
+                    parent.children.insert(path::name(&path).to_string());
                 }
                 let restored = Node {
                     data: node.data.map(Cow::into_owned),
@@ -350,11 +408,40 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             }
         }
     }
-    if !paths.contains("/") {
-        return Err(damaged("no root node"));
+    if state.tree.len() as u64 != n_nodes {
+        return Err(damaged("a system node is missing"));
     }
-    state.tree.relink();
+    check_loaded(&state)?;
     Ok(Decoded { state, header })
+}
+
+/// The checks of `State::check_invariants` that decoding does not already
+/// guarantee (children links are built from the paths, parents checked as
+/// nodes arrive), in one pass without allocating: counters and zxids
+/// agree, and every ephemeral's owner is a session of the snapshot.
+fn check_loaded(state: &State) -> Result<(), SnapshotError> {
+    for (p, node) in state.tree.iter() {
+        let zxid_max = node.czxid.max(node.mzxid).max(node.pzxid);
+        if zxid_max > state.last_zxid || node.mzxid < node.czxid || node.pzxid < node.czxid {
+            return Err(SnapshotError::Damaged(format!(
+                "node {p:?} has zxids out of order (snapshot zxid {:#x})",
+                state.last_zxid
+            )));
+        }
+        if !Tree::is_system(p) && i64::from(node.creates) < node.children.len() as i64 {
+            return Err(SnapshotError::Damaged(format!(
+                "node {p:?} has fewer creates than children"
+            )));
+        }
+        if let NodeKind::Ephemeral(owner) = node.kind() {
+            if state.sessions.get(owner).is_none() {
+                return Err(SnapshotError::Damaged(format!(
+                    "ephemeral {p:?} of unknown session {owner:#x}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file (or
