@@ -256,6 +256,8 @@ struct Status {
     session_id_high: i64,
     /// Written to the log but not yet flushed (periodic mode).
     dirty: bool,
+    /// zxid of the last txn persisted (the engine applied it).
+    applied_zxid: i64,
 }
 
 /// What the background threads share with the store.
@@ -361,6 +363,7 @@ impl DiskStore {
             txns_since_snapshot: replayed,
             last_snapshot_zxid: base_zxid,
             session_id_high: recovered.session_id_high,
+            applied_zxid: recovered.state.last_zxid,
             ..Status::default()
         };
         let shared = Arc::new(Shared {
@@ -433,32 +436,61 @@ impl DiskStore {
         e
     }
 
+    /// Writes one batch to the log as one atomic sled batch and, in the
+    /// durable mode, makes it durable (with the injected faults, if any).
+    fn write_batch(&self, entries: &[(i64, Vec<u8>)], batch_no: u64) -> Result<()> {
+        let faults = &self.shared.options.faults;
+        if faults.fail_before_write == Some(batch_no) {
+            return Err(Error::new(ErrorKind::Io).detail("injected fault before the write"));
+        }
+        let slot = self.shared.log.read();
+        let log = slot
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Io).detail("the log is not open"))?;
+        log.append(entries)?;
+        if faults.fail_after_write == Some(batch_no) {
+            return Err(Error::new(ErrorKind::Io).detail("injected fault after the write"));
+        }
+        match self.shared.options.durability {
+            Durability::Durable => log.make_durable(),
+            Durability::Periodic(_) => {
+                self.shared.status.lock().dirty = true;
+                Ok(())
+            }
+        }
+    }
+
     /// Brings the disk back in line with memory after a failed write:
     /// reopens the log, removes every entry above the last applied zxid
     /// (the failed batch, if any of it reached the log), and, if the log
     /// lost acknowledged writes (the periodic mode's unflushed tail),
-    /// writes a snapshot of memory. Only then may a new batch be written.
-    fn recover_log(&self, memory: &State) -> Result<()> {
+    /// writes a snapshot of `memory`. Only then may a new batch be written.
+    /// Without `memory` (dropping the store) it does all but the snapshot,
+    /// taking the last zxid persisted for the last applied one.
+    fn recover_log(&self, memory: Option<&State>) -> Result<()> {
         let shared = &self.shared;
         let mut slot = shared.log.write();
         // Drop the failed handle first: it holds sled's file lock.
         drop(slot.take());
-        {
+        let applied_zxid = {
             let mut status = shared.status.lock();
             if status.failing_recoveries_left > 0 {
                 status.failing_recoveries_left -= 1;
                 return Err(Error::new(ErrorKind::Io).detail("injected fault: recovery fails"));
             }
-        }
+            memory.map_or(status.applied_zxid, |m| m.last_zxid)
+        };
         let log = Log::open(&shared.layout.log, shared.options.cache_bytes)?;
-        log.remove_above(memory.last_zxid)?;
+        log.remove_above(applied_zxid)?;
         let log_tip = log.bounds()?.map_or(0, |(_, last)| last);
         let snapshot_tip = list_snapshots(&shared.layout.snapshots)?
             .first()
             .map_or(0, |(zxid, _)| *zxid);
-        if log_tip.max(snapshot_tip) < memory.last_zxid {
-            let high = shared.status.lock().session_id_high;
-            write_snapshot(&shared.layout, memory, high)?;
+        if let Some(memory) = memory {
+            if log_tip.max(snapshot_tip) < memory.last_zxid {
+                let high = shared.status.lock().session_id_high;
+                write_snapshot(&shared.layout, memory, high)?;
+            }
         }
         log.make_durable()?;
         *slot = Some(log);
@@ -672,7 +704,6 @@ fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Rec
 
 impl Store for DiskStore {
     fn persist(&self, txns: &[Txn], state_before: &State) -> Result<()> {
-        let faults = &self.shared.options.faults;
         let batch_no = {
             let mut status = self.shared.status.lock();
             if status.closed {
@@ -680,7 +711,7 @@ impl Store for DiskStore {
             }
             if status.broken.is_some() {
                 drop(status);
-                self.recover_log(state_before)
+                self.recover_log(Some(state_before))
                     .map_err(|e| self.fail(e, txns))?;
                 status = self.shared.status.lock();
             }
@@ -691,24 +722,12 @@ impl Store for DiskStore {
             .iter()
             .map(|txn| (txn.zxid, codec::encode(&Record::Txn(Cow::Borrowed(txn)))))
             .collect();
-        if faults.fail_before_write == Some(batch_no) {
-            let e = Error::new(ErrorKind::Io).detail("injected fault before the write");
-            return Err(self.fail(e, txns));
-        }
-        {
-            let slot = self.shared.log.read();
-            let log = slot
-                .as_ref()
-                .ok_or_else(|| self.fail(Error::new(ErrorKind::Io).detail("no log"), txns))?;
-            log.append(&entries).map_err(|e| self.fail(e, txns))?;
-            if faults.fail_after_write == Some(batch_no) {
-                let e = Error::new(ErrorKind::Io).detail("injected fault after the write");
-                return Err(self.fail(e, txns));
-            }
-            match self.shared.options.durability {
-                Durability::Durable => log.make_durable().map_err(|e| self.fail(e, txns))?,
-                Durability::Periodic(_) => self.shared.status.lock().dirty = true,
-            }
+        if let Err(e) = self.write_batch(&entries, batch_no) {
+            let e = self.fail(e, txns);
+            // Recover at once if the disk lets us: the failed batch is then
+            // gone for good, even if the process dies before its next write.
+            let _ = self.recover_log(Some(state_before));
+            return Err(e);
         }
         {
             let mut status = self.shared.status.lock();
@@ -717,6 +736,7 @@ impl Store for DiskStore {
                     status.session_id_high = status.session_id_high.max(id);
                 }
             }
+            status.applied_zxid = txns.last().map_or(status.applied_zxid, |t| t.zxid);
             status.txns_since_snapshot += txns.len() as u64;
             status.log_bytes_since_snapshot +=
                 entries.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
@@ -735,7 +755,7 @@ impl Store for DiskStore {
             status.broken.is_some()
         };
         if broken {
-            return self.recover_log(memory);
+            return self.recover_log(Some(memory));
         }
         let slot = self.shared.log.read();
         match slot.as_ref() {
@@ -763,10 +783,22 @@ impl Store for DiskStore {
 }
 
 impl Drop for DiskStore {
+    /// A keeper dropped without `shutdown`: the same as `close` except that
+    /// without the applied state, a log that lost acknowledged periodic
+    /// writes cannot be repaired by a snapshot (the next open recovers
+    /// what the log and snapshots hold).
     fn drop(&mut self) {
         self.stop_threads();
-        // Dropping the log flushes it (sled does so on drop).
-        drop(self.shared.log.write().take());
+        if self.shared.status.lock().closed {
+            return;
+        }
+        let broken = self.shared.status.lock().broken.is_some();
+        if broken {
+            let _ = self.recover_log(None);
+        }
+        if let Some(log) = self.shared.log.write().take() {
+            let _ = log.make_durable();
+        }
     }
 }
 
@@ -803,9 +835,13 @@ fn flush_loop(shared: &Shared, every: Duration) {
 /// and the log entries only they needed.
 fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
     for job in jobs {
-        let _ = take_snapshot(shared, &job);
+        let taken = take_snapshot(shared, &job);
         let mut status = shared.status.lock();
         status.snapshot_in_flight = false;
+        if taken.is_err() {
+            // The log still holds everything; try again at the next batch.
+            status.txns_since_snapshot = shared.options.snapshot_every_txns;
+        }
     }
 }
 
