@@ -174,6 +174,50 @@ fn restored_sessions_expire_unless_resumed() {
 }
 
 #[test]
+fn containers_and_ttl_nodes_are_still_reaped_after_a_restart() {
+    // The tree's container and TTL indexes are rebuilt from the node kinds,
+    // whether the nodes come back from the log or from a snapshot.
+    // Reference: zookeeper-reference.md A.6.
+    for from_snapshot in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let reaping = || {
+            builder(&clock)
+                .reap_interval(Duration::from_millis(100))
+                .snapshot_every_txns(if from_snapshot { 3 } else { 1_000 })
+        };
+        let keeper = reaping().open(dir.path()).unwrap();
+        let s = keeper.session().unwrap();
+        s.create("/box", b"", CreateMode::Container).unwrap();
+        s.create("/box/item", b"", CreateMode::Persistent).unwrap();
+        s.delete("/box/item", -1).unwrap();
+        let ttl = CreateOptions::new(CreateMode::PersistentWithTtl).ttl(Duration::from_secs(1));
+        s.create_with("/ttl", Some(b""), &ttl).unwrap();
+        s.create("/kept", b"", CreateMode::Persistent).unwrap();
+        if from_snapshot {
+            wait_for_snapshots(dir.path(), 1);
+        }
+        keeper.shutdown().unwrap();
+        drop(s);
+
+        let keeper = reaping().open(dir.path()).unwrap();
+        let s = keeper.session().unwrap();
+        assert!(s.exists("/box").unwrap().is_some() && s.exists("/ttl").unwrap().is_some());
+        clock.advance_in_steps(Duration::from_secs(2), Duration::from_millis(100));
+        assert!(
+            s.exists("/box").unwrap().is_none(),
+            "snapshot: {from_snapshot}"
+        );
+        assert!(
+            s.exists("/ttl").unwrap().is_none(),
+            "snapshot: {from_snapshot}"
+        );
+        assert!(s.exists("/kept").unwrap().is_some());
+        keeper.shutdown().unwrap();
+    }
+}
+
+#[test]
 fn session_ids_and_zxids_are_never_reused_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
