@@ -749,7 +749,7 @@ impl Keeper {
     }
 
     /// Creates a store in `dir` from a backup and opens it with default
-    /// settings (see [`KeeperBuilder::restore`]).
+    /// settings (see [`KeeperBuilder::restore`] for the errors and an example).
     pub fn restore(backup: impl AsRef<Path>, dir: impl AsRef<Path>) -> Result<Keeper> {
         KeeperBuilder::default().restore(backup, dir)
     }
@@ -763,7 +763,8 @@ impl Keeper {
     /// # Errors
     ///
     /// `Io` if the file cannot be written (the old file, if any, is left
-    /// as it was); `Closed` after [`shutdown`](Keeper::shutdown).
+    /// as it was). A keeper after [`shutdown`](Keeper::shutdown) can still
+    /// be backed up.
     ///
     /// ```
     /// use innkeeper::{Coordinator, CreateMode, Keeper};

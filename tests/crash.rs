@@ -18,7 +18,8 @@
 //! one op in flight (so no multi is half there); in the durable mode every
 //! value a reader saw must be there too; in the periodic mode (every
 //! fourth cycle) the subtree must equal the model after some prefix of the
-//! ops. It also checks `check_invariants`, that zxids and session ids only
+//! ops. While the child runs, opening the store must fail with
+//! `StoreLocked`. After the kill it checks `check_invariants`, that zxids and session ids only
 //! grow across cycles, that sequential names never repeat, that restored
 //! sessions resume with their ephemerals, and that nodes written by earlier
 //! cycles are untouched. Then it cleans up, adds a history node and closes
@@ -37,8 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use innkeeper::{
-    Coordinator, CreateMode, CreateOptions, Durability, Keeper, KeeperBuilder, ManualClock, Op,
-    OpResult, Session, Stat,
+    Coordinator, CreateMode, CreateOptions, Durability, ErrorKind, Keeper, KeeperBuilder,
+    ManualClock, Op, OpResult, Session, Stat,
 };
 use serde::{Deserialize, Serialize};
 
@@ -715,6 +716,16 @@ mod parent {
                 std::thread::sleep(Duration::from_millis(rng.below(30)));
             } else {
                 wait_for_open(&mut child, &side, &stderr, cycle, seed);
+                // Another process holds the store: opening it must fail.
+                match builder(Durability::Durable).open(&store) {
+                    Err(e) if e.kind() == ErrorKind::StoreLocked => {}
+                    other => fail(
+                        cycle,
+                        seed,
+                        &stderr,
+                        &format!("opening a store the child holds gave {other:?}"),
+                    ),
+                }
                 std::thread::sleep(Duration::from_micros(
                     rng.below(KILL_DELAY_MAX.as_micros() as u64),
                 ));

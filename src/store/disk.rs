@@ -19,7 +19,7 @@ use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
 use crate::store::sled::Log;
 use crate::store::snapshot::{self, sync_dir, write_atomically, SnapshotError, TMP_SUFFIX};
-use crate::store::{Durability, Store, StoreOptions};
+use crate::store::{Durability, Store, StoreOptions, PERIODIC_INTERVAL_MIN};
 use crate::txn::{Txn, TxnOp};
 
 /// The file whose presence makes a directory an innkeeper store.
@@ -318,11 +318,15 @@ impl DiskStore {
             .truncate(false)
             .open(&layout.lock)
             .map_err(|e| io_error(e, "opening", &layout.lock))?;
-        if lock_file.try_lock_exclusive().is_err() {
-            return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
-                "{} is open in another keeper (this or another process)",
-                dir.display()
-            )));
+        match lock_file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
+                    "{} is open in another keeper (this or another process)",
+                    dir.display()
+                )))
+            }
+            Err(e) => return Err(io_error(e, "locking", &layout.lock)),
         }
         // Under the lock the directory cannot change under us.
         let log = match inspect(dir)? {
@@ -400,7 +404,7 @@ impl DiskStore {
             let shared = self.shared.clone();
             let flusher = std::thread::Builder::new()
                 .name("innkeeper-flush".into())
-                .spawn(move || flush_loop(&shared, every))
+                .spawn(move || flush_loop(&shared, every.max(PERIODIC_INTERVAL_MIN)))
                 .map_err(spawn_error)?;
             self.threads.lock().push(flusher);
         }

@@ -68,10 +68,10 @@ pub enum Durability {
     #[default]
     Durable,
     /// Writes are visible at once and flushed by a background thread at
-    /// this interval. A crash loses at most the writes of the last
-    /// interval (plus the flush time), never part of a write: every batch
-    /// is one atomic unit on disk, and what survives is a prefix of the
-    /// writes in zxid order.
+    /// this interval (at least 1 ms). A crash loses at most the writes of
+    /// the last interval (plus the flush time), never part of a write:
+    /// every batch is one atomic unit on disk, and what survives is a
+    /// prefix of the writes in zxid order.
     Periodic(Duration),
 }
 
@@ -104,6 +104,9 @@ pub(crate) struct StoreOptions {
 /// Default page cache of the log: sled's own default is 1 GiB, too much
 /// for an embedded library.
 pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// The shortest interval of [`Durability::Periodic`].
+pub(crate) const PERIODIC_INTERVAL_MIN: Duration = Duration::from_millis(1);
 
 /// Default number of txns between snapshots.
 pub const SNAPSHOT_EVERY_TXNS_DEFAULT: u64 = 100_000;
