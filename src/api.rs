@@ -1,6 +1,7 @@
 //! The public, synchronous API: [`Keeper`], its builder, [`Session`] and the
 //! [`Coordinator`] trait every backend implements.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,11 @@ use crate::node::{Acl, CreateMode, Id, Stat};
 use crate::path;
 use crate::prep::{digest_identity, PrepConfig, WriteOp};
 use crate::state::{OpOutcome, State};
+use crate::store::disk::{snapshot_error, DiskStore};
+use crate::store::{
+    snapshot, Durability, StoreFaults, StoreOptions, CACHE_BYTES_DEFAULT,
+    SNAPSHOT_EVERY_TXNS_DEFAULT,
+};
 use crate::watch::Table;
 
 /// A multi op: create, delete, set-data or check. Build with the
@@ -360,7 +366,10 @@ pub(crate) fn outcome_to_result(outcome: OpOutcome) -> OpResult {
 // ---- the keeper --------------------------------------------------------
 
 /// Builds a [`Keeper`]. Every option has a default that suits tests and
-/// embedding; see each setter.
+/// embedding; see each setter. Finish with [`build`](KeeperBuilder::build)
+/// (in memory), [`open`](KeeperBuilder::open) (on a directory),
+/// [`restore`](KeeperBuilder::restore) (a backup into a new directory) or
+/// [`build_from_backup`](KeeperBuilder::build_from_backup) (a backup, in memory).
 pub struct KeeperBuilder {
     clock: Option<Arc<dyn Clock>>,
     tick: Duration,
@@ -371,6 +380,10 @@ pub struct KeeperBuilder {
     reap_interval: Duration,
     filter_events_by_acl: bool,
     super_digest: Option<String>,
+    durability: Durability,
+    cache_bytes: u64,
+    snapshot_every_txns: u64,
+    store_faults: StoreFaults,
 }
 
 impl Default for KeeperBuilder {
@@ -385,6 +398,10 @@ impl Default for KeeperBuilder {
             reap_interval: Duration::from_secs(60),
             filter_events_by_acl: false,
             super_digest: None,
+            durability: Durability::Durable,
+            cache_bytes: CACHE_BYTES_DEFAULT,
+            snapshot_every_txns: SNAPSHOT_EVERY_TXNS_DEFAULT,
+            store_faults: StoreFaults::default(),
         }
     }
 }
@@ -448,6 +465,74 @@ impl KeeperBuilder {
         self
     }
 
+    /// When an acknowledged write reaches the disk (default
+    /// [`Durability::Durable`]: before anyone can see it). Only keepers
+    /// opened on a directory use it; [`build`](KeeperBuilder::build) keeps
+    /// everything in memory whatever this says.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use innkeeper::{Coordinator, CreateMode, Durability, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::builder()
+    ///     .durability(Durability::Periodic(Duration::from_millis(100)))
+    ///     .open(dir.path())?;
+    /// keeper.session()?.create("/fast", b"", CreateMode::Persistent)?;
+    /// keeper.flush()?; // durable now, without waiting for the timer
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> KeeperBuilder {
+        self.durability = durability;
+        self
+    }
+
+    /// Memory the store's log may use as a page cache (default 64 MiB,
+    /// [`CACHE_BYTES_DEFAULT`](crate::CACHE_BYTES_DEFAULT)). The tree itself is always fully in memory;
+    /// this cache only speeds up the log.
+    ///
+    /// ```
+    /// use innkeeper::Keeper;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::builder().cache_bytes(8 << 20).open(dir.path())?;
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cache_bytes(mut self, bytes: u64) -> KeeperBuilder {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Txns between two snapshots of the whole state (default 100 000,
+    /// [`SNAPSHOT_EVERY_TXNS_DEFAULT`](crate::SNAPSHOT_EVERY_TXNS_DEFAULT)).
+    /// Recovery loads the newest
+    /// snapshot and replays the log after it, so fewer txns between
+    /// snapshots means a faster open but more snapshot work; a snapshot
+    /// encodes the state while writes wait, then is written in the
+    /// background. A snapshot is also taken after 256 MiB of log.
+    ///
+    /// ```
+    /// use innkeeper::Keeper;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::builder().snapshot_every_txns(10_000).open(dir.path())?;
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot_every_txns(mut self, txns: u64) -> KeeperBuilder {
+        self.snapshot_every_txns = txns.max(1);
+        self
+    }
+
+    /// Injects store failures (tests of the failure handling only).
+    #[doc(hidden)]
+    pub fn store_faults(mut self, faults: StoreFaults) -> KeeperBuilder {
+        self.store_faults = faults;
+        self
+    }
+
     fn config(&self) -> Config {
         let tick_ms = i64::try_from(self.tick.as_millis()).unwrap_or(i64::MAX);
         let to_ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
@@ -473,10 +558,7 @@ impl KeeperBuilder {
 
     /// Builds an in-memory keeper.
     pub fn build(self) -> Result<Keeper> {
-        let clock = self
-            .clock
-            .clone()
-            .unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let clock = self.clock_or_system();
         let config = self.config();
         let secret = secret_from(clock.now_ms());
         let state = State::new(config.tick_ms);
@@ -484,6 +566,146 @@ impl KeeperBuilder {
             engine: Engine::new(state, clock, config, None, secret),
         })
     }
+
+    fn clock_or_system(&self) -> Arc<dyn Clock> {
+        self.clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock::new()))
+    }
+
+    /// Opens the keeper stored in `dir`, creating the directory and an
+    /// empty store if it is missing or empty, with the configured
+    /// [`durability`](KeeperBuilder::durability).
+    ///
+    /// Everything the store had promised comes back: every node with its
+    /// data, ACL and Stat, the zxid (never reused), and the sessions with
+    /// their ephemerals. Restored sessions get a fresh timeout from now and
+    /// expire after it unless resumed with [`Keeper::resume_session`].
+    ///
+    /// # Errors
+    ///
+    /// - `StoreLocked`: another keeper (in this or another process) has the
+    ///   directory open;
+    /// - `IncompatibleStore`: the directory holds something that is not an
+    ///   innkeeper store, or a store of another format version;
+    /// - `Corrupted`: the store's files are damaged so that no consistent
+    ///   state can be recovered (the storage engine panicking on a damaged
+    ///   file is caught and reported this way too);
+    /// - `Io`: the directory cannot be read or written.
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::builder().open(dir.path())?;
+    /// keeper.session()?.create("/kept", b"v", CreateMode::Persistent)?;
+    /// keeper.shutdown()?;
+    ///
+    /// let keeper = Keeper::builder().open(dir.path())?;
+    /// assert_eq!(keeper.session()?.get_data("/kept")?.0, b"v");
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Keeper> {
+        self.open_store(dir.as_ref(), None)
+    }
+
+    /// Creates a new store in `dir` holding the state of a backup written
+    /// by [`Keeper::backup`], and opens it. `dir` must be missing or empty.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`open`](KeeperBuilder::open); `BadArguments` if `dir`
+    /// already holds a store; `IncompatibleStore` or `Corrupted` if the
+    /// backup is not one or is damaged (nothing is created then).
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::in_memory()?;
+    /// keeper.session()?.create("/a", b"1", CreateMode::Persistent)?;
+    /// keeper.backup(dir.path().join("backup"))?;
+    ///
+    /// let restored = Keeper::builder().restore(dir.path().join("backup"), dir.path().join("store"))?;
+    /// assert_eq!(restored.session()?.get_data("/a")?.0, b"1");
+    /// # restored.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore(self, backup: impl AsRef<Path>, dir: impl AsRef<Path>) -> Result<Keeper> {
+        let bytes = read_backup(backup.as_ref())?;
+        self.open_store(dir.as_ref(), Some(&bytes))
+    }
+
+    /// Builds an in-memory keeper holding the state of a backup written by
+    /// [`Keeper::backup`].
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the file cannot be read; `IncompatibleStore` if it is not a
+    /// backup (or one of another format version); `Corrupted` if it is damaged.
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::in_memory()?;
+    /// keeper.session()?.create("/a", b"1", CreateMode::Persistent)?;
+    /// let zxid = keeper.backup(dir.path().join("backup"))?;
+    ///
+    /// let copy = Keeper::builder().build_from_backup(dir.path().join("backup"))?;
+    /// assert_eq!(copy.last_zxid(), zxid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_from_backup(self, backup: impl AsRef<Path>) -> Result<Keeper> {
+        let backup = backup.as_ref();
+        let bytes = read_backup(backup)?;
+        let clock = self.clock_or_system();
+        let config = self.config();
+        let now_ms = clock.now_ms();
+        let decoded = snapshot::decode(&bytes, config.tick_ms, now_ms)
+            .map_err(|e| snapshot_error(e, &backup.display().to_string()))?;
+        let mut state = decoded.state;
+        state.check_invariants().map_err(|problem| {
+            Error::new(ErrorKind::Corrupted).detail(format!(
+                "{}: inconsistent backup: {problem}",
+                backup.display()
+            ))
+        })?;
+        state.sessions.refresh_all(now_ms);
+        let engine = Engine::new(state, clock, config, None, secret_from(now_ms));
+        engine.reserve_session_ids_through(decoded.header.session_id_high);
+        Ok(Keeper { engine })
+    }
+
+    fn open_store(self, dir: &Path, seed: Option<&[u8]>) -> Result<Keeper> {
+        let clock = self.clock_or_system();
+        let config = self.config();
+        let options = StoreOptions {
+            durability: self.durability,
+            cache_bytes: self.cache_bytes,
+            snapshot_every_txns: self.snapshot_every_txns,
+            tick_ms: config.tick_ms,
+            faults: self.store_faults.clone(),
+        };
+        let now_ms = clock.now_ms();
+        let (store, recovered) = DiskStore::open(dir, options, now_ms, seed)?;
+        let engine = Engine::new(
+            recovered.state,
+            clock,
+            config,
+            Some(Box::new(store)),
+            secret_from(now_ms),
+        );
+        engine.reserve_session_ids_through(recovered.session_id_high);
+        Ok(Keeper { engine })
+    }
+}
+
+fn read_backup(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::new(ErrorKind::Io).detail(format!("reading the backup {}: {e}", path.display()))
+    })
 }
 
 /// A per-keeper secret for session passwords: std's randomly keyed hasher
@@ -522,6 +744,148 @@ impl Keeper {
     /// A builder for every option.
     pub fn builder() -> KeeperBuilder {
         KeeperBuilder::default()
+    }
+
+    /// Opens the durable keeper stored in `dir` with default settings (see
+    /// [`KeeperBuilder::open`] for what comes back and the errors).
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::open(dir.path())?;
+    /// keeper.session()?.create("/a", b"", CreateMode::Persistent)?;
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Keeper> {
+        KeeperBuilder::default().open(dir)
+    }
+
+    /// Creates a store in `dir` from a backup and opens it with default
+    /// settings (see [`KeeperBuilder::restore`] for the errors and an example).
+    pub fn restore(backup: impl AsRef<Path>, dir: impl AsRef<Path>) -> Result<Keeper> {
+        KeeperBuilder::default().restore(backup, dir)
+    }
+
+    /// Writes a consistent snapshot of the whole keeper (nodes, sessions,
+    /// zxid) to the file `path`, replacing it atomically, and returns the
+    /// zxid it holds. Writes wait while the state is encoded; reads go on.
+    /// Works for in-memory keepers too. Restore with [`Keeper::restore`] or
+    /// [`KeeperBuilder::build_from_backup`].
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the file cannot be written (the old file, if any, is left
+    /// as it was). A keeper after [`shutdown`](Keeper::shutdown) can still
+    /// be backed up.
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::in_memory()?;
+    /// keeper.session()?.create("/a", b"", CreateMode::Persistent)?;
+    /// let zxid = keeper.backup(dir.path().join("keeper.backup"))?;
+    /// assert_eq!(zxid, keeper.last_zxid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<i64> {
+        let path = path.as_ref();
+        let next_session_id = self.engine.next_session_id();
+        let now_ms = self.engine.clock.now_ms();
+        let (zxid, encoded) = self.engine.with_state(|state| {
+            let high = state
+                .sessions
+                .ids()
+                .last()
+                .map_or(next_session_id - 1, |max| (*max).max(next_session_id - 1));
+            (state.last_zxid, snapshot::encode(state, high, now_ms))
+        });
+        let bytes = encoded
+            .map_err(|why| Error::new(ErrorKind::Io).detail(format!("cannot back up: {why}")))?;
+        snapshot::write_atomically(path, &bytes).map_err(|e| {
+            Error::new(ErrorKind::Io).detail(format!("writing the backup {}: {e}", path.display()))
+        })?;
+        Ok(zxid)
+    }
+
+    /// Makes every write applied so far durable now. Only the periodic
+    /// mode needs it (the durable mode is durable at every reply; in memory
+    /// there is nothing to flush). After a failed write it also retries the
+    /// store's recovery.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the flush fails; `Closed` after [`shutdown`](Keeper::shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.engine.flush_store()
+    }
+
+    /// Resumes a session after a restart (or from another handle), as a
+    /// ZooKeeper client reconnects: the id and password of a live session
+    /// give a new handle to it, with its ephemerals, and a timeout
+    /// negotiated from `timeout`. Sessions restored from disk expire after
+    /// their timeout unless resumed.
+    ///
+    /// The resumed handle starts with no watches and no auth identities
+    /// (add them again, as a reconnecting ZooKeeper client does); a previous
+    /// handle to the same session stops receiving events.
+    ///
+    /// # Errors
+    ///
+    /// `SessionExpired` if the session is unknown, expired or closed, or the
+    /// password does not match; `Closed` after [`shutdown`](Keeper::shutdown).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::open(dir.path())?;
+    /// let session = keeper.session()?;
+    /// session.create("/me", b"", CreateMode::Ephemeral)?;
+    /// let (id, password) = (session.session_id(), session.password());
+    /// keeper.shutdown()?; // as if the process stopped
+    /// drop(session);
+    ///
+    /// let keeper = Keeper::open(dir.path())?;
+    /// let session = keeper.resume_session(id, &password, Duration::from_secs(10))?;
+    /// assert_eq!(session.get_ephemerals("/")?, vec!["/me".to_string()]);
+    /// # keeper.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resume_session(
+        &self,
+        session_id: i64,
+        password: &[u8],
+        timeout: Duration,
+    ) -> Result<Session> {
+        let password: [u8; 16] = password
+            .try_into()
+            .map_err(|_| Error::new(ErrorKind::SessionExpired).detail("wrong password"))?;
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let rt = Arc::new(SessionRt::new());
+        let sink: Arc<dyn EventSink> = rt.clone();
+        let hooks = Arc::new(SessionHooks::new(Vec::new(), sink, true));
+        let timeout_ms =
+            self.engine
+                .resume_session(session_id, &password, timeout_ms, hooks.clone())?;
+        Ok(Session {
+            engine: self.engine.clone(),
+            id: session_id,
+            password,
+            timeout_ms,
+            hooks,
+            rt,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The ids of all sessions, sorted (after a restart: the restored ones,
+    /// which expire unless resumed).
+    pub fn session_ids(&self) -> Vec<i64> {
+        self.engine.with_state(|s| s.sessions.ids())
     }
 
     /// Opens a session with the default timeout (the largest allowed).
@@ -593,7 +957,9 @@ impl Keeper {
         self.engine.tick(self.engine.clock.now_ms());
     }
 
-    /// Stops the keeper: later operations fail with `Closed`.
+    /// Stops the keeper: later operations fail with `Closed`. A keeper on
+    /// a directory flushes its store and releases the directory, so it can
+    /// be opened again (sessions stay in the store, as after a crash).
     pub fn shutdown(&self) -> Result<()> {
         self.engine.shutdown()
     }

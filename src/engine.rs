@@ -123,6 +123,11 @@ pub(crate) struct Engine {
     hooks: RwLock<HashMap<i64, Arc<SessionHooks>>>,
     queue: Mutex<Vec<Queued>>,
     commit: Mutex<i64>,
+    /// True while a writer leads a batch (group commit); `leader_done` is
+    /// notified when it ends, so the batch's other writers return without
+    /// queueing for `commit` behind the next batch's flush.
+    leading: Mutex<bool>,
+    leader_done: Condvar,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     store: Option<Box<dyn Store>>,
@@ -166,6 +171,8 @@ impl Engine {
             hooks: RwLock::new(hooks),
             queue: Mutex::new(Vec::new()),
             commit: Mutex::new(next_session_id),
+            leading: Mutex::new(false),
+            leader_done: Condvar::new(),
             next_reap_ms: AtomicI64::new(now.saturating_add(config.reap_interval_ms)),
             clock,
             config,
@@ -229,11 +236,7 @@ impl Engine {
             self.commit_batch(vec![queued], &mut next_session_id);
         } else {
             self.queue.lock().push(queued);
-            let mut next_session_id = self.commit.lock();
-            if slot.result.lock().is_none() {
-                let batch = std::mem::take(&mut *self.queue.lock());
-                self.commit_batch(batch, &mut next_session_id);
-            }
+            self.lead_or_wait(&slot);
         }
         let mut result = slot.result.lock();
         while result.is_none() {
@@ -242,6 +245,36 @@ impl Engine {
         result
             .take()
             .unwrap_or_else(|| Err(Error::new(ErrorKind::SystemError)))
+    }
+
+    /// Group commit: waits while another writer leads a batch; returns once
+    /// this write's result is in its slot. If no one leads and the result
+    /// is not there yet, this writer leads: it drains the queue (its own
+    /// write included, queued before) and commits it as one batch, so every
+    /// write queued during a flush shares the next one.
+    fn lead_or_wait(&self, slot: &Slot) {
+        {
+            let mut leading = self.leading.lock();
+            loop {
+                if slot.result.lock().is_some() {
+                    return;
+                }
+                if !*leading {
+                    *leading = true;
+                    break;
+                }
+                self.leader_done.wait(&mut leading);
+            }
+        }
+        {
+            let mut next_session_id = self.commit.lock();
+            let batch = std::mem::take(&mut *self.queue.lock());
+            if !batch.is_empty() {
+                self.commit_batch(batch, &mut next_session_id);
+            }
+        }
+        *self.leading.lock() = false;
+        self.leader_done.notify_all();
     }
 
     fn commit_batch(&self, batch: Vec<Queued>, next_session_id: &mut i64) {
@@ -560,14 +593,39 @@ impl Engine {
         self.ticks_running.store(false, Ordering::Release);
     }
 
-    /// Stops the engine: no further writes; flushes the store.
+    /// Stops the engine: no further writes; flushes and closes the store,
+    /// releasing its directory.
     pub(crate) fn shutdown(&self) -> Result<()> {
         let _commit = self.commit.lock();
         self.closed.store(true, Ordering::Release);
         match &self.store {
-            Some(store) => store.flush(),
+            Some(store) => store.close(&self.state.read()),
             None => Ok(()),
         }
+    }
+
+    /// Makes every applied write durable now (the periodic mode flushes on
+    /// its own timer; the durable mode already is). Holds the commit lock
+    /// so the store sees the applied state and no batch in flight.
+    pub(crate) fn flush_store(&self) -> Result<()> {
+        self.check_open()?;
+        let _commit = self.commit.lock();
+        match &self.store {
+            Some(store) => store.flush(&self.state.read()),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes sure new sessions get ids above `session_id` (the highest id
+    /// a recovered store ever handed out, closed sessions included).
+    pub(crate) fn reserve_session_ids_through(&self, session_id: i64) {
+        let mut next_session_id = self.commit.lock();
+        *next_session_id = (*next_session_id).max(session_id.saturating_add(1));
+    }
+
+    /// The id the next session will get.
+    pub(crate) fn next_session_id(&self) -> i64 {
+        *self.commit.lock()
     }
 
     // ---- reads ----------------------------------------------------------

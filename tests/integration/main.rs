@@ -1,3 +1,5 @@
 mod core;
 mod model;
+mod store;
 mod traces;
+fn main() {}

@@ -1,0 +1,878 @@
+//! The disk store: directory layout, opening and recovery, the write path
+//! and what happens when it fails, and the background flush and snapshot
+//! threads. `README.md` beside this file is the design note.
+
+use std::borrow::Cow;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use fs2::FileExt;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::path;
+use crate::state::State;
+use crate::store::codec::{self, Record, FORMAT_VERSION};
+use crate::store::sled::Log;
+use crate::store::snapshot::{self, sync_dir, write_atomically, SnapshotError, TMP_SUFFIX};
+use crate::store::{Durability, Store, StoreOptions, PERIODIC_INTERVAL_MIN};
+use crate::txn::{Txn, TxnOp};
+
+/// The file whose presence makes a directory an innkeeper store.
+const MARKER_FILE: &str = "innkeeper-store";
+/// The first line of the marker.
+const MARKER_MAGIC: &str = "innkeeper-store";
+/// The file locked (`flock`) while a process has the store open.
+const LOCK_FILE: &str = "lock";
+/// sled's directory: the txn log.
+const LOG_DIR: &str = "log";
+/// Snapshot files.
+const SNAPSHOT_DIR: &str = "snapshots";
+/// Name prefix of a snapshot file; the zxid follows as 16 hex digits.
+const SNAPSHOT_PREFIX: &str = "snap-";
+/// Suffix given to snapshot files recovery found damaged (kept for a
+/// post-mortem, never read again).
+const DAMAGED_SUFFIX: &str = ".damaged";
+/// Snapshots kept; the log is kept back to the oldest of them, so a
+/// damaged newest snapshot still leaves a complete older one plus log.
+const SNAPSHOTS_KEPT: usize = 2;
+/// Log bytes written since the last snapshot that trigger a new one even
+/// before `snapshot_every_txns` txns.
+const SNAPSHOT_EVERY_LOG_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The paths of a store directory.
+#[derive(Debug, Clone)]
+struct Layout {
+    dir: PathBuf,
+    marker: PathBuf,
+    lock: PathBuf,
+    log: PathBuf,
+    snapshots: PathBuf,
+}
+
+impl Layout {
+    fn new(dir: &Path) -> Layout {
+        Layout {
+            dir: dir.to_path_buf(),
+            marker: dir.join(MARKER_FILE),
+            lock: dir.join(LOCK_FILE),
+            log: dir.join(LOG_DIR),
+            snapshots: dir.join(SNAPSHOT_DIR),
+        }
+    }
+
+    fn snapshot_path(&self, zxid: i64) -> PathBuf {
+        self.snapshots
+            .join(format!("{SNAPSHOT_PREFIX}{:016x}", zxid.max(0)))
+    }
+}
+
+fn io_error(e: std::io::Error, doing: &str, path: &Path) -> Error {
+    Error::new(ErrorKind::Io).detail(format!("{doing} {}: {e}", path.display()))
+}
+
+fn corrupted(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Corrupted).detail(detail)
+}
+
+/// What a directory holds before we touch it.
+#[derive(Debug, PartialEq, Eq)]
+enum DirState {
+    /// Nothing, or only what an interrupted creation leaves (no marker).
+    Empty,
+    /// A store (the marker is there).
+    Store,
+    /// Something else: the first foreign entry.
+    Foreign(String),
+}
+
+fn inspect(dir: &Path) -> Result<DirState> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Empty),
+        Err(e) => return Err(io_error(e, "listing", dir)),
+    };
+    let marker_tmp = format!("{MARKER_FILE}{TMP_SUFFIX}");
+    let mut foreign = None;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == MARKER_FILE {
+            return Ok(DirState::Store);
+        }
+        let ours = [LOCK_FILE, LOG_DIR, SNAPSHOT_DIR, marker_tmp.as_str()].contains(&name.as_str());
+        if !ours && foreign.is_none() {
+            foreign = Some(name);
+        }
+    }
+    Ok(foreign.map_or(DirState::Empty, DirState::Foreign))
+}
+
+/// The text of the marker file.
+fn marker_text() -> String {
+    format!("{MARKER_MAGIC}\nformat {FORMAT_VERSION}\n")
+}
+
+/// Reads the marker and checks its format version.
+fn check_marker(path: &Path) -> Result<()> {
+    let bytes = fs::read(path).map_err(|e| io_error(e, "reading", path))?;
+    let not_ours = || {
+        Error::new(ErrorKind::IncompatibleStore).detail(format!(
+            "{} is not an innkeeper store marker",
+            path.display()
+        ))
+    };
+    if !bytes.starts_with(MARKER_MAGIC.as_bytes()) {
+        return Err(not_ours());
+    }
+    let damaged = || corrupted(format!("the store marker {} is damaged", path.display()));
+    let text = std::str::from_utf8(&bytes).map_err(|_| damaged())?;
+    let mut lines = text.lines();
+    if lines.next() != Some(MARKER_MAGIC) {
+        return Err(damaged());
+    }
+    let version: u32 = lines
+        .next()
+        .and_then(|line| line.strip_prefix("format "))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(damaged)?;
+    if lines.next().is_some() {
+        return Err(damaged());
+    }
+    check_version(version, &path.display().to_string())
+}
+
+fn check_version(version: u32, what: &str) -> Result<()> {
+    let ours = u32::from(FORMAT_VERSION);
+    if version == ours {
+        return Ok(());
+    }
+    let detail = if version > ours {
+        format!(
+            "{what}: store format {version} is newer than this build reads ({ours}); \
+             open it with a newer innkeeper"
+        )
+    } else {
+        format!("{what}: store format {version} is older than this build reads ({ours})")
+    };
+    Err(Error::new(ErrorKind::IncompatibleStore).detail(detail))
+}
+
+/// Snapshot files present, newest first.
+fn list_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(e, "listing", dir)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
+        let name = entry.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX)) else {
+            continue;
+        };
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        if let Some(zxid) = u64::from_str_radix(hex, 16)
+            .ok()
+            .and_then(|z| i64::try_from(z).ok())
+        {
+            found.push((zxid, entry.path()));
+        }
+    }
+    found.sort_by_key(|(zxid, _)| std::cmp::Reverse(*zxid));
+    Ok(found)
+}
+
+/// Deletes what interrupted atomic writes left behind.
+fn remove_tmp_files(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(e, "listing", dir)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
+        if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| io_error(e, "removing", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the paths a txn names, so a damaged log entry is reported
+/// rather than applied.
+fn txn_paths_valid(op: &TxnOp) -> bool {
+    let ok = |p: &str| path::check(p).is_ok();
+    match op {
+        TxnOp::CreateSession { .. } => true,
+        TxnOp::CloseSession { ephemerals, .. } => ephemerals.iter().all(|p| ok(p)),
+        TxnOp::Create(create) => ok(&create.path),
+        TxnOp::Delete { path }
+        | TxnOp::SetData { path, .. }
+        | TxnOp::SetAcl { path, .. }
+        | TxnOp::Check { path } => ok(path),
+        TxnOp::Multi(ops) => ops.iter().all(txn_paths_valid),
+    }
+}
+
+/// The highest session id a txn creates.
+fn created_session(op: &TxnOp) -> Option<i64> {
+    match op {
+        TxnOp::CreateSession { session_id, .. } => Some(*session_id),
+        _ => None,
+    }
+}
+
+/// What opening a store found.
+pub(crate) struct Recovered {
+    /// The state after the last txn on disk; sessions have fresh deadlines.
+    pub state: State,
+    /// The largest session id ever handed out (closed ones included).
+    pub session_id_high: i64,
+}
+
+/// Mutable bookkeeping of the store.
+#[derive(Debug, Default)]
+struct Status {
+    /// A write failed: the log must be reopened and cleaned before the next.
+    broken: Option<Error>,
+    closed: bool,
+    /// Batches written so far (numbers the fault countdown).
+    batches: u64,
+    /// Recoveries still to fail (fault injection).
+    failing_recoveries_left: u32,
+    txns_since_snapshot: u64,
+    log_bytes_since_snapshot: u64,
+    snapshot_in_flight: bool,
+    last_snapshot_zxid: i64,
+    session_id_high: i64,
+    /// Written to the log but not yet flushed (periodic mode).
+    dirty: bool,
+    /// zxid of the last txn persisted (the engine applied it).
+    applied_zxid: i64,
+}
+
+/// What the background threads share with the store.
+struct Shared {
+    layout: Layout,
+    options: StoreOptions,
+    log: RwLock<Option<Log>>,
+    status: Mutex<Status>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// Held (with an exclusive `flock`) while the store is open; `close`
+    /// drops it to release the directory.
+    lock_file: Mutex<Option<File>>,
+}
+
+/// A snapshot handed to the snapshot thread.
+struct SnapshotJob {
+    zxid: i64,
+    bytes: Vec<u8>,
+}
+
+/// The store on a directory: a sled txn log plus snapshot files.
+pub(crate) struct DiskStore {
+    shared: Arc<Shared>,
+    snapshot_tx: Mutex<Option<Sender<SnapshotJob>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl DiskStore {
+    /// Opens the store in `dir`, creating it if the directory is missing or
+    /// empty, and recovers its state. With `seed` (a snapshot file's bytes,
+    /// already checked), creates a new store holding that state instead;
+    /// the directory must then hold no store.
+    pub(crate) fn open(
+        dir: &Path,
+        options: StoreOptions,
+        now_ms: i64,
+        seed: Option<&[u8]>,
+    ) -> Result<(DiskStore, Recovered)> {
+        let layout = Layout::new(dir);
+        if let DirState::Foreign(name) = inspect(dir)? {
+            return Err(Error::new(ErrorKind::IncompatibleStore).detail(format!(
+                "{} holds {name:?} but no {MARKER_FILE} file: not an innkeeper store",
+                dir.display()
+            )));
+        }
+        let created = !dir.exists();
+        fs::create_dir_all(dir).map_err(|e| io_error(e, "creating", dir))?;
+        if created {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).map_err(|e| io_error(e, "syncing", parent))?;
+            }
+        }
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&layout.lock)
+            .map_err(|e| io_error(e, "opening", &layout.lock))?;
+        match lock_file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
+                    "{} is open in another keeper (this or another process)",
+                    dir.display()
+                )))
+            }
+            Err(e) => return Err(io_error(e, "locking", &layout.lock)),
+        }
+        // Under the lock the directory cannot change under us.
+        let log = match inspect(dir)? {
+            DirState::Foreign(name) => {
+                return Err(Error::new(ErrorKind::IncompatibleStore).detail(format!(
+                    "{} holds {name:?}: not an innkeeper store",
+                    dir.display()
+                )))
+            }
+            DirState::Empty => create(&layout, &options, seed)?,
+            DirState::Store if seed.is_some() => {
+                return Err(Error::new(ErrorKind::BadArguments).detail(format!(
+                    "{} already holds a store; restore into an empty directory",
+                    dir.display()
+                )))
+            }
+            DirState::Store => {
+                check_marker(&layout.marker)?;
+                let log = Log::open(&layout.log, options.cache_bytes)?;
+                match log.format()? {
+                    None => {
+                        return Err(corrupted(format!(
+                            "{} has a marker but its log holds no format key \
+                             (was log/ replaced or damaged?)",
+                            dir.display()
+                        )))
+                    }
+                    Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
+                }
+                log
+            }
+        };
+        remove_tmp_files(&layout.snapshots)?;
+        let (mut recovered, replayed, base_zxid) = recover(&layout, &log, options.tick_ms, now_ms)?;
+        recovered.state.sessions.refresh_all(now_ms);
+        let status = Status {
+            failing_recoveries_left: options.faults.failing_recoveries,
+            txns_since_snapshot: replayed,
+            last_snapshot_zxid: base_zxid,
+            session_id_high: recovered.session_id_high,
+            applied_zxid: recovered.state.last_zxid,
+            ..Status::default()
+        };
+        let shared = Arc::new(Shared {
+            layout,
+            options,
+            log: RwLock::new(Some(log)),
+            status: Mutex::new(status),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            lock_file: Mutex::new(Some(lock_file)),
+        });
+        let store = DiskStore {
+            shared: shared.clone(),
+            snapshot_tx: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+        };
+        store.start_threads()?;
+        Ok((store, recovered))
+    }
+
+    fn start_threads(&self) -> Result<()> {
+        let spawn_error = |e: std::io::Error| {
+            Error::new(ErrorKind::Io).detail(format!("cannot start a store thread: {e}"))
+        };
+        let (tx, rx) = crossbeam_channel::bounded::<SnapshotJob>(1);
+        let shared = self.shared.clone();
+        let snapshotter = std::thread::Builder::new()
+            .name("innkeeper-snapshot".into())
+            .spawn(move || snapshot_loop(&shared, &rx))
+            .map_err(spawn_error)?;
+        *self.snapshot_tx.lock() = Some(tx);
+        self.threads.lock().push(snapshotter);
+        if let Durability::Periodic(every) = self.shared.options.durability {
+            let shared = self.shared.clone();
+            let flusher = std::thread::Builder::new()
+                .name("innkeeper-flush".into())
+                .spawn(move || flush_loop(&shared, every.max(PERIODIC_INTERVAL_MIN)))
+                .map_err(spawn_error)?;
+            self.threads.lock().push(flusher);
+        }
+        Ok(())
+    }
+
+    fn stop_threads(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        drop(self.snapshot_tx.lock().take());
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    /// Marks the store broken after a failed write and returns the error
+    /// the caller sees.
+    fn fail(&self, e: Error, txns: &[Txn]) -> Error {
+        let (first, last) = (
+            txns.first().map_or(0, |t| t.zxid),
+            txns.last().map_or(0, |t| t.zxid),
+        );
+        let kind = match e.kind() {
+            ErrorKind::Corrupted | ErrorKind::IncompatibleStore | ErrorKind::Closed => e.kind(),
+            _ => ErrorKind::Io,
+        };
+        let e = Error::new(kind).detail(format!(
+            "writing zxids {first:#x}..={last:#x} failed, nothing was applied \
+             (writes resume once the store recovers): {}",
+            e.detail_message().unwrap_or("")
+        ));
+        self.shared.status.lock().broken = Some(e.clone());
+        e
+    }
+
+    /// Writes one batch to the log as one atomic sled batch and, in the
+    /// durable mode, makes it durable (with the injected faults, if any).
+    fn write_batch(&self, entries: &[(i64, Vec<u8>)], batch_no: u64) -> Result<()> {
+        let faults = &self.shared.options.faults;
+        if faults.fail_before_write == Some(batch_no) {
+            return Err(Error::new(ErrorKind::Io).detail("injected fault before the write"));
+        }
+        let slot = self.shared.log.read();
+        let log = slot
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Io).detail("the log is not open"))?;
+        log.append(entries)?;
+        if faults.fail_after_write == Some(batch_no) {
+            return Err(Error::new(ErrorKind::Io).detail("injected fault after the write"));
+        }
+        match self.shared.options.durability {
+            Durability::Durable => log.make_durable(),
+            Durability::Periodic(_) => {
+                self.shared.status.lock().dirty = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Brings the disk back in line with memory after a failed write:
+    /// reopens the log, removes every entry above the last applied zxid
+    /// (the failed batch, if any of it reached the log), and, if the log
+    /// lost acknowledged writes (the periodic mode's unflushed tail),
+    /// writes a snapshot of `memory`. Only then may a new batch be written.
+    /// Without `memory` (dropping the store) it does all but the snapshot,
+    /// taking the last zxid persisted for the last applied one.
+    fn recover_log(&self, memory: Option<&State>) -> Result<()> {
+        let shared = &self.shared;
+        let mut slot = shared.log.write();
+        // Drop the failed handle first: it holds sled's file lock.
+        drop(slot.take());
+        let applied_zxid = {
+            let mut status = shared.status.lock();
+            if status.failing_recoveries_left > 0 {
+                status.failing_recoveries_left -= 1;
+                return Err(Error::new(ErrorKind::Io).detail("injected fault: recovery fails"));
+            }
+            memory.map_or(status.applied_zxid, |m| m.last_zxid)
+        };
+        let log = Log::open(&shared.layout.log, shared.options.cache_bytes)?;
+        log.remove_above(applied_zxid)?;
+        let log_tip = log.bounds()?.map_or(0, |(_, last)| last);
+        let snapshot_tip = list_snapshots(&shared.layout.snapshots)?
+            .first()
+            .map_or(0, |(zxid, _)| *zxid);
+        if let Some(memory) = memory {
+            if log_tip.max(snapshot_tip) < memory.last_zxid {
+                let high = shared.status.lock().session_id_high;
+                write_snapshot(&shared.layout, memory, high)?;
+            }
+        }
+        log.make_durable()?;
+        *slot = Some(log);
+        let mut status = shared.status.lock();
+        status.broken = None;
+        status.dirty = false;
+        Ok(())
+    }
+
+    /// Starts a snapshot of `state` if one is due and none is running.
+    fn maybe_snapshot(&self, state: &State, time_ms: i64) {
+        let high = {
+            let mut status = self.shared.status.lock();
+            let due = status.txns_since_snapshot >= self.shared.options.snapshot_every_txns
+                || status.log_bytes_since_snapshot >= SNAPSHOT_EVERY_LOG_BYTES;
+            if !due || status.snapshot_in_flight || state.last_zxid <= status.last_snapshot_zxid {
+                return;
+            }
+            status.snapshot_in_flight = true;
+            status.txns_since_snapshot = 0;
+            status.log_bytes_since_snapshot = 0;
+            status.session_id_high
+        };
+        let job = snapshot::encode(state, high, time_ms).map(|bytes| SnapshotJob {
+            zxid: state.last_zxid,
+            bytes,
+        });
+        let sent = match job {
+            Ok(job) => self
+                .snapshot_tx
+                .lock()
+                .as_ref()
+                .is_some_and(|tx| tx.try_send(job).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            self.shared.status.lock().snapshot_in_flight = false;
+        }
+    }
+}
+
+/// Creates a new store in `layout.dir` (empty or left by an interrupted
+/// creation), seeded with a snapshot if given. The marker is written last:
+/// a directory without it holds nothing anyone was promised.
+fn create(layout: &Layout, options: &StoreOptions, seed: Option<&[u8]>) -> Result<Log> {
+    for dir in [&layout.log, &layout.snapshots] {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(e, "removing", dir)),
+        }
+    }
+    fs::create_dir_all(&layout.snapshots)
+        .map_err(|e| io_error(e, "creating", &layout.snapshots))?;
+    let log = Log::open(&layout.log, options.cache_bytes)?;
+    log.set_format(FORMAT_VERSION)?;
+    log.make_durable()?;
+    if let Some(bytes) = seed {
+        let decoded = snapshot::decode(bytes, options.tick_ms, 0)
+            .map_err(|e| snapshot_error(e, "the backup"))?;
+        let path = layout.snapshot_path(decoded.header.zxid);
+        write_atomically(&path, bytes).map_err(|e| io_error(e, "writing", &path))?;
+    }
+    sync_dir(&layout.snapshots).map_err(|e| io_error(e, "syncing", &layout.snapshots))?;
+    write_atomically(&layout.marker, marker_text().as_bytes())
+        .map_err(|e| io_error(e, "writing", &layout.marker))?;
+    Ok(log)
+}
+
+/// Turns a snapshot problem into an error naming `what` was read.
+pub(crate) fn snapshot_error(e: SnapshotError, what: &str) -> Error {
+    let kind = match e {
+        SnapshotError::NotASnapshot | SnapshotError::Version(_) => ErrorKind::IncompatibleStore,
+        SnapshotError::Damaged(_) => ErrorKind::Corrupted,
+    };
+    Error::new(kind).detail(format!("{what}: {e}"))
+}
+
+/// Writes a snapshot of `state` into the store's snapshot directory.
+fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Result<()> {
+    let bytes = snapshot::encode(state, session_id_high, 0)
+        .map_err(|why| Error::new(ErrorKind::Io).detail(format!("cannot snapshot: {why}")))?;
+    let path = layout.snapshot_path(state.last_zxid);
+    write_atomically(&path, &bytes).map_err(|e| io_error(e, "writing", &path))
+}
+
+/// Loads the newest usable snapshot and replays the log after it.
+/// Returns the state, how many txns were replayed, and the base zxid.
+fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Recovered, u64, i64)> {
+    let snapshots = list_snapshots(&layout.snapshots)?;
+    let bounds = log.bounds()?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut damaged: Vec<PathBuf> = Vec::new();
+    let mut base = None;
+    for (zxid, path) in &snapshots {
+        if let Some((first, _)) = bounds {
+            if first > zxid.saturating_add(1) {
+                problems.push(format!(
+                    "the log starts at zxid {first:#x}, after snapshot {zxid:#x}"
+                ));
+                break;
+            }
+        }
+        let loaded = fs::read(path)
+            .map_err(|e| io_error(e, "reading", path))
+            .and_then(|bytes| {
+                snapshot::decode(&bytes, tick_ms, now_ms)
+                    .map_err(|e| snapshot_error(e, &path.display().to_string()))
+            });
+        match loaded {
+            Ok(decoded) if decoded.header.zxid == *zxid => {
+                base = Some((decoded.state, decoded.header.session_id_high));
+                break;
+            }
+            Ok(decoded) => {
+                problems.push(format!(
+                    "{} holds zxid {:#x}",
+                    path.display(),
+                    decoded.header.zxid
+                ));
+                damaged.push(path.clone());
+            }
+            Err(e) if e.kind() == ErrorKind::IncompatibleStore => return Err(e),
+            Err(e) => {
+                problems.push(e.to_string());
+                damaged.push(path.clone());
+            }
+        }
+    }
+    let (state, session_id_high) = match base {
+        Some(base) => base,
+        None => {
+            // The empty state is a valid base only if the log starts at the
+            // very first zxid, or if there never was anything at all.
+            let complete_log = bounds.is_some_and(|(first, _)| first <= 1);
+            let fresh = bounds.is_none() && snapshots.is_empty();
+            if !complete_log && !fresh {
+                let why = if problems.is_empty() {
+                    "no snapshot and the log does not start at zxid 1".to_string()
+                } else {
+                    problems.join("; ")
+                };
+                return Err(corrupted(format!(
+                    "{}: no usable snapshot: {why}",
+                    layout.dir.display()
+                )));
+            }
+            (State::new(tick_ms), 0)
+        }
+    };
+    let base_zxid = state.last_zxid;
+    let mut state = state;
+    let mut high = session_id_high;
+    let mut expected = base_zxid.saturating_add(1);
+    let mut replayed = 0u64;
+    log.for_each_above(base_zxid, |zxid, bytes| {
+        if zxid != expected {
+            return Err(corrupted(format!(
+                "the log jumps from zxid {:#x} to {zxid:#x}",
+                expected - 1
+            )));
+        }
+        let txn =
+            codec::decode_txn(bytes).map_err(|e| corrupted(format!("log entry {zxid:#x}: {e}")))?;
+        if txn.zxid != zxid || !txn_paths_valid(&txn.op) {
+            return Err(corrupted(format!(
+                "log entry {zxid:#x} holds a damaged txn (zxid {:#x})",
+                txn.zxid
+            )));
+        }
+        if let Some(id) = created_session(&txn.op) {
+            high = high.max(id);
+        }
+        state
+            .apply(&txn)
+            .map_err(|problem| corrupted(format!("replaying zxid {zxid:#x}: {problem}")))?;
+        expected += 1;
+        replayed += 1;
+        Ok(())
+    })?;
+    // The snapshot decoder checked the loaded state and `State::apply`
+    // keeps it consistent, so release builds skip the full O(n) check
+    // (seconds at a million nodes); debug builds (the tests) still run it.
+    if cfg!(debug_assertions) {
+        state.check_invariants().map_err(|problem| {
+            corrupted(format!(
+                "{}: the recovered state is inconsistent: {problem}",
+                layout.dir.display()
+            ))
+        })?;
+    }
+    if let Some(max_id) = state.sessions.ids().last() {
+        high = high.max(*max_id);
+    }
+    // Recovery succeeded without them: set damaged snapshots aside so the
+    // retention of the two newest counts only good ones.
+    for path in damaged {
+        let mut aside = path.clone().into_os_string();
+        aside.push(DAMAGED_SUFFIX);
+        fs::rename(&path, &aside).map_err(|e| io_error(e, "renaming", &path))?;
+    }
+    Ok((
+        Recovered {
+            state,
+            session_id_high: high,
+        },
+        replayed,
+        base_zxid,
+    ))
+}
+
+impl Store for DiskStore {
+    fn persist(&self, txns: &[Txn], state_before: &State) -> Result<()> {
+        let batch_no = {
+            let mut status = self.shared.status.lock();
+            if status.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            if status.broken.is_some() {
+                drop(status);
+                self.recover_log(Some(state_before))
+                    .map_err(|e| self.fail(e, txns))?;
+                status = self.shared.status.lock();
+            }
+            status.batches += 1;
+            status.batches
+        };
+        let entries: Vec<(i64, Vec<u8>)> = txns
+            .iter()
+            .map(|txn| (txn.zxid, codec::encode(&Record::Txn(Cow::Borrowed(txn)))))
+            .collect();
+        if let Err(e) = self.write_batch(&entries, batch_no) {
+            let e = self.fail(e, txns);
+            // Recover at once if the disk lets us: the failed batch is then
+            // gone for good, even if the process dies before its next write.
+            let _ = self.recover_log(Some(state_before));
+            return Err(e);
+        }
+        {
+            let mut status = self.shared.status.lock();
+            for txn in txns {
+                if let Some(id) = created_session(&txn.op) {
+                    status.session_id_high = status.session_id_high.max(id);
+                }
+            }
+            status.applied_zxid = txns.last().map_or(status.applied_zxid, |t| t.zxid);
+            status.txns_since_snapshot += txns.len() as u64;
+            status.log_bytes_since_snapshot +=
+                entries.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
+        }
+        let time_ms = txns.first().map_or(0, |t| t.time_ms);
+        self.maybe_snapshot(state_before, time_ms);
+        Ok(())
+    }
+
+    fn flush(&self, memory: &State) -> Result<()> {
+        let broken = {
+            let status = self.shared.status.lock();
+            if status.closed {
+                return Err(Error::new(ErrorKind::Closed));
+            }
+            status.broken.is_some()
+        };
+        if broken {
+            return self.recover_log(Some(memory));
+        }
+        let slot = self.shared.log.read();
+        match slot.as_ref() {
+            Some(log) => {
+                self.shared.status.lock().dirty = false;
+                log.make_durable().inspect_err(|e| {
+                    self.shared.status.lock().broken = Some(e.clone());
+                })
+            }
+            None => Err(Error::new(ErrorKind::Io).detail("no log")),
+        }
+    }
+
+    fn close(&self, memory: &State) -> Result<()> {
+        if self.shared.status.lock().closed {
+            return Ok(());
+        }
+        self.stop_threads();
+        let flushed = self.flush(memory);
+        self.shared.status.lock().closed = true;
+        drop(self.shared.log.write().take());
+        drop(self.shared.lock_file.lock().take());
+        flushed
+    }
+}
+
+impl Drop for DiskStore {
+    /// A keeper dropped without `shutdown`: the same as `close` except that
+    /// without the applied state, a log that lost acknowledged periodic
+    /// writes cannot be repaired by a snapshot (the next open recovers
+    /// what the log and snapshots hold).
+    fn drop(&mut self) {
+        self.stop_threads();
+        if self.shared.status.lock().closed {
+            return;
+        }
+        let broken = self.shared.status.lock().broken.is_some();
+        if broken {
+            let _ = self.recover_log(None);
+        }
+        if let Some(log) = self.shared.log.write().take() {
+            let _ = log.make_durable();
+        }
+    }
+}
+
+/// The periodic mode's flusher: every `every`, makes the log durable if
+/// anything was written.
+fn flush_loop(shared: &Shared, every: Duration) {
+    loop {
+        {
+            let mut stop = shared.stop.lock();
+            if !*stop {
+                shared.wake.wait_for(&mut stop, every);
+            }
+            if *stop {
+                return;
+            }
+        }
+        {
+            let mut status = shared.status.lock();
+            if !status.dirty || status.broken.is_some() {
+                continue;
+            }
+            status.dirty = false;
+        }
+        let slot = shared.log.read();
+        if let Some(log) = slot.as_ref() {
+            if let Err(e) = log.make_durable() {
+                shared.status.lock().broken = Some(e);
+            }
+        }
+    }
+}
+
+/// Writes the snapshots `persist` hands over, then retires old snapshots
+/// and the log entries only they needed.
+fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
+    for job in jobs {
+        let taken = take_snapshot(shared, &job);
+        let mut status = shared.status.lock();
+        status.snapshot_in_flight = false;
+        if taken.is_err() {
+            // The log still holds everything; try again at the next batch.
+            status.txns_since_snapshot = shared.options.snapshot_every_txns;
+        }
+    }
+}
+
+fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
+    // The log up to the snapshot must be durable before the snapshot lets
+    // older log entries go (it is already, except in the periodic mode).
+    {
+        let slot = shared.log.read();
+        let log = slot.as_ref().ok_or_else(|| Error::new(ErrorKind::Io))?;
+        log.make_durable()?;
+    }
+    let path = shared.layout.snapshot_path(job.zxid);
+    write_atomically(&path, &job.bytes).map_err(|e| io_error(e, "writing", &path))?;
+    shared.status.lock().last_snapshot_zxid = job.zxid;
+    let snapshots = list_snapshots(&shared.layout.snapshots)?;
+    for (_, old) in snapshots.iter().skip(SNAPSHOTS_KEPT) {
+        fs::remove_file(old).map_err(|e| io_error(e, "removing", old))?;
+    }
+    sync_dir(&shared.layout.snapshots)
+        .map_err(|e| io_error(e, "syncing", &shared.layout.snapshots))?;
+    if snapshots.len() >= SNAPSHOTS_KEPT {
+        if let Some((oldest_kept, _)) = snapshots.get(SNAPSHOTS_KEPT - 1) {
+            let slot = shared.log.read();
+            if let Some(log) = slot.as_ref() {
+                log.remove_through(*oldest_kept)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,589 @@
+//! Snapshot files: the whole state at one zxid, in one self-checking file.
+//!
+//! A snapshot is also the backup format: `Keeper::backup` writes one, and
+//! restoring a backup places it in a new store's `snapshots/` directory.
+//!
+//! Layout: [`MAGIC`], then frames. A frame is the payload's length (u32,
+//! big-endian), its CRC-32 (u32, big-endian), then the payload: one
+//! `codec` record. The records come in this order: one `SnapshotHeader`,
+//! the `Acl` lists, the `Node`s, the `Session`s, one `SnapshotEnd` whose
+//! counts must match; nothing may follow it. Every deviation is reported,
+//! never panicked on: the bytes come from disk.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::node::Acl;
+use crate::path;
+use crate::state::State;
+use crate::store::codec::{
+    self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
+};
+use crate::tree::{Node, NodeKind, Tree};
+
+/// The first bytes of every snapshot (and backup) file.
+pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
+
+/// Bytes of a frame's length and CRC.
+const FRAME_HEADER_BYTES: usize = 8;
+
+/// The largest frame a snapshot may hold (one node's record: its path,
+/// ACL index and data). A node whose data exceeds this cannot be
+/// snapshotted; the default data limit (1 MiB) is far below it.
+pub(crate) const FRAME_BYTES_MAX: usize = 1 << 30;
+
+/// Why a snapshot file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SnapshotError {
+    /// The file does not start with [`MAGIC`].
+    NotASnapshot,
+    /// Written by a build with another format version.
+    Version(u8),
+    /// The bytes are damaged or incomplete: what and where.
+    Damaged(String),
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::NotASnapshot => f.write_str("not an innkeeper snapshot"),
+            SnapshotError::Version(v) => write!(
+                f,
+                "snapshot of format version {v}, this build reads {}",
+                codec::FORMAT_VERSION
+            ),
+            SnapshotError::Damaged(why) => write!(f, "damaged snapshot: {why}"),
+        }
+    }
+}
+
+/// A decoded snapshot: the state (sessions with deadlines from `now_ms`)
+/// and its header.
+pub(crate) struct Decoded {
+    /// The state at `header.zxid`.
+    pub state: State,
+    /// The header.
+    pub header: SnapshotHeader,
+}
+
+/// Encodes `state` into the bytes of a snapshot file.
+///
+/// Fails only when one record exceeds [`FRAME_BYTES_MAX`].
+pub(crate) fn encode(
+    state: &State,
+    session_id_high: i64,
+    taken_ms: i64,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(64 + state.tree.len() * 96);
+    out.extend_from_slice(&MAGIC);
+    push_frame(
+        &mut out,
+        &Record::SnapshotHeader(SnapshotHeader {
+            zxid: state.last_zxid,
+            session_id_high,
+            taken_ms,
+        }),
+    )?;
+    // Equal ACL lists share one allocation in the tree; each allocation is
+    // written once and nodes refer to it by position.
+    let mut acl_idx: HashMap<usize, u32> = HashMap::new();
+    let mut n_acls: u64 = 0;
+    for (_, node) in state.tree.iter() {
+        let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
+        if acl_idx.contains_key(&key) {
+            continue;
+        }
+        let idx = u32::try_from(acl_idx.len()).map_err(|_| "more than 2^32 acl lists")?;
+        acl_idx.insert(key, idx);
+        push_frame(&mut out, &Record::Acl(Cow::Borrowed(&node.acl[..])))?;
+        n_acls += 1;
+    }
+    // Parents before children (depth first from the root, children in
+    // name order), so a reader can link each node into its parent as it
+    // arrives. One path buffer grows and shrinks as the walk goes: no
+    // allocation per node, and no recursion however deep the tree.
+    let mut n_nodes: u64 = 0;
+    let mut path_buf = String::from("/");
+    let root = state.tree.get("/").ok_or("the tree has no root")?;
+    push_node(&mut out, "/", root, &acl_idx)?;
+    n_nodes += 1;
+    let mut stack = vec![(root.children.iter(), 1usize)];
+    while let Some((children, parent_len)) = stack.last_mut() {
+        let parent_len = *parent_len;
+        let Some(name) = children.next() else {
+            stack.pop();
+            continue;
+        };
+        path_buf.truncate(parent_len);
+        if parent_len > 1 {
+            path_buf.push('/');
+        }
+        path_buf.push_str(name);
+        let node = state
+            .tree
+            .get(&path_buf)
+            .ok_or_else(|| format!("{path_buf} is listed by its parent but missing"))?;
+        push_node(&mut out, &path_buf, node, &acl_idx)?;
+        n_nodes += 1;
+        if !node.children.is_empty() {
+            stack.push((node.children.iter(), path_buf.len()));
+        }
+    }
+    if n_nodes != state.tree.len() as u64 {
+        return Err(format!(
+            "{} of {} nodes are reachable from the root",
+            n_nodes,
+            state.tree.len()
+        ));
+    }
+    let mut n_sessions: u64 = 0;
+    for session_id in state.sessions.ids() {
+        let Some(entry) = state.sessions.get(session_id) else {
+            continue;
+        };
+        push_frame(
+            &mut out,
+            &Record::Session(SnapshotSession {
+                session_id,
+                timeout_ms: entry.timeout_ms,
+                password: entry.password,
+            }),
+        )?;
+        n_sessions += 1;
+    }
+    push_frame(
+        &mut out,
+        &Record::SnapshotEnd(SnapshotEnd {
+            acls: n_acls,
+            nodes: n_nodes,
+            sessions: n_sessions,
+        }),
+    )?;
+    Ok(out)
+}
+
+fn push_node(
+    out: &mut Vec<u8>,
+    path: &str,
+    node: &Node,
+    acl_idx: &HashMap<usize, u32>,
+) -> Result<(), String> {
+    let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
+    let record = SnapshotNode {
+        path: Cow::Borrowed(path),
+        data: node.data.as_deref().map(Cow::Borrowed),
+        acl_idx: acl_idx.get(&key).copied().unwrap_or(0),
+        czxid: node.czxid,
+        mzxid: node.mzxid,
+        pzxid: node.pzxid,
+        ctime: node.ctime,
+        mtime: node.mtime,
+        version: node.version,
+        creates: node.creates,
+        aversion: node.aversion,
+        owner: node.owner,
+    };
+    push_frame(out, &Record::Node(record))
+}
+
+fn push_frame(out: &mut Vec<u8>, record: &Record<'_>) -> Result<(), String> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    codec::encode_into(record, out);
+    let payload = &out[start + FRAME_HEADER_BYTES..];
+    if payload.len() > FRAME_BYTES_MAX {
+        return Err(format!(
+            "a {} record of {} bytes exceeds the snapshot frame limit of {FRAME_BYTES_MAX}",
+            record.kind_name(),
+            payload.len()
+        ));
+    }
+    let len = u32::try_from(payload.len()).map_err(|_| "frame length overflow")?;
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// Builds a snapshot file from arbitrary bytes, cutting them into frames
+/// with valid lengths and checksums: each frame's payload length is the
+/// next input byte, its payload the bytes after it. Only the fuzz hook
+/// uses it, so fuzzing reaches the record sequence behind the CRCs.
+pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    let mut rest = bytes;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (payload, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+        out.extend_from_slice(payload);
+        rest = tail;
+    }
+    out
+}
+
+/// Walks the frames of a snapshot body.
+struct Frames<'a> {
+    rest: &'a [u8],
+    offset: usize,
+}
+
+impl Frames<'_> {
+    /// The next record, `None` at the end of the bytes.
+    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let at = self.offset;
+        let damaged = |why: String| SnapshotError::Damaged(format!("frame at byte {at}: {why}"));
+        if self.rest.len() < FRAME_HEADER_BYTES {
+            return Err(damaged("truncated frame header".into()));
+        }
+        let (header, rest) = self.rest.split_at(FRAME_HEADER_BYTES);
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > FRAME_BYTES_MAX || len > rest.len() {
+            return Err(damaged(format!(
+                "length {len} exceeds the {} bytes left",
+                rest.len()
+            )));
+        }
+        let (payload, rest) = rest.split_at(len);
+        if crc32fast::hash(payload) != crc {
+            return Err(damaged("checksum mismatch".into()));
+        }
+        let record = codec::decode(payload).map_err(|e| match e {
+            DecodeError::Version(v) => SnapshotError::Version(v),
+            other => damaged(other.to_string()),
+        })?;
+        self.rest = rest;
+        self.offset = at + FRAME_HEADER_BYTES + len;
+        Ok(Some(record))
+    }
+}
+
+/// Decodes a snapshot file's bytes into a state whose sessions get
+/// deadlines from `now_ms` (recovery refreshes them again anyway).
+pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded, SnapshotError> {
+    let body = bytes
+        .strip_prefix(&MAGIC[..])
+        .ok_or(SnapshotError::NotASnapshot)?;
+    let mut frames = Frames {
+        rest: body,
+        offset: MAGIC.len(),
+    };
+    let damaged = |why: &str| SnapshotError::Damaged(why.to_string());
+    let header = match frames.next_record()? {
+        Some(Record::SnapshotHeader(header)) => header,
+        Some(other) => {
+            return Err(SnapshotError::Damaged(format!(
+                "starts with a {} record, not a header",
+                other.kind_name()
+            )))
+        }
+        None => return Err(damaged("no header")),
+    };
+    if header.zxid < 0 {
+        return Err(SnapshotError::Damaged(format!(
+            "negative zxid {}",
+            header.zxid
+        )));
+    }
+    let mut state = State::new(tick_ms);
+    state.last_zxid = header.zxid;
+    let mut acls: Vec<Arc<[Acl]>> = Vec::new();
+    // The fresh tree holds the system nodes; the snapshot replaces them.
+    let mut system_seen: Vec<String> = Vec::new();
+    let (mut n_nodes, mut n_sessions) = (0u64, 0u64);
+    loop {
+        let record = frames
+            .next_record()?
+            .ok_or_else(|| damaged("no end record (truncated file)"))?;
+        match record {
+            Record::Acl(list) => {
+                if n_nodes > 0 || n_sessions > 0 {
+                    return Err(damaged("acl record after nodes"));
+                }
+                acls.push(state.tree.intern_acl(list.into_owned()));
+            }
+            Record::Node(node) => {
+                if n_sessions > 0 {
+                    return Err(damaged("node record after sessions"));
+                }
+                let path = node.path.into_owned();
+                if let Err(e) = path::validate(&path) {
+                    return Err(SnapshotError::Damaged(format!("node {e}")));
+                }
+                let acl = usize::try_from(node.acl_idx)
+                    .ok()
+                    .and_then(|idx| acls.get(idx))
+                    .cloned()
+                    .ok_or_else(|| {
+                        SnapshotError::Damaged(format!(
+                            "node {path:?} names acl {} of {}",
+                            node.acl_idx,
+                            acls.len()
+                        ))
+                    })?;
+                let system = Tree::is_system(&path);
+                if state.tree.get(&path).is_some() && (!system || system_seen.contains(&path)) {
+                    return Err(SnapshotError::Damaged(format!("node {path:?} twice")));
+                }
+                if system {
+                    system_seen.push(path.clone());
+                }
+                if path != "/" {
+                    let parent = state.tree.get_mut(path::parent(&path)).ok_or_else(|| {
+                        SnapshotError::Damaged(format!("node {path:?} comes before its parent"))
+                    })?;
+                    if let NodeKind::Ephemeral(_) = parent.kind() {
+                        return Err(SnapshotError::Damaged(format!(
+                            "node {path:?} is the child of an ephemeral"
+                        )));
+                    }
+                    parent.children.insert(path::name(&path).to_string());
+                }
+                let restored = Node {
+                    data: node.data.map(Cow::into_owned),
+                    acl,
+                    czxid: node.czxid,
+                    mzxid: node.mzxid,
+                    pzxid: node.pzxid,
+                    ctime: node.ctime,
+                    mtime: node.mtime,
+                    version: node.version,
+                    creates: node.creates,
+                    aversion: node.aversion,
+                    owner: node.owner,
+                    children: BTreeSet::new(),
+                };
+                state.tree.restore(path, restored);
+                n_nodes += 1;
+            }
+            Record::Session(session) => {
+                if state.sessions.get(session.session_id).is_some() {
+                    return Err(SnapshotError::Damaged(format!(
+                        "session {:#x} twice",
+                        session.session_id
+                    )));
+                }
+                state.sessions.add(
+                    session.session_id,
+                    session.timeout_ms,
+                    session.password,
+                    now_ms,
+                );
+                n_sessions += 1;
+            }
+            Record::SnapshotEnd(end) => {
+                let seen = SnapshotEnd {
+                    acls: acls.len() as u64,
+                    nodes: n_nodes,
+                    sessions: n_sessions,
+                };
+                if end != seen {
+                    return Err(SnapshotError::Damaged(format!(
+                        "end record counts {end:?}, file holds {seen:?}"
+                    )));
+                }
+                if !frames.rest.is_empty() {
+                    return Err(SnapshotError::Damaged(format!(
+                        "{} bytes after the end record",
+                        frames.rest.len()
+                    )));
+                }
+                break;
+            }
+            other => {
+                return Err(SnapshotError::Damaged(format!(
+                    "unexpected {} record",
+                    other.kind_name()
+                )))
+            }
+        }
+    }
+    if state.tree.len() as u64 != n_nodes {
+        return Err(damaged("a system node is missing"));
+    }
+    check_loaded(&state)?;
+    Ok(Decoded { state, header })
+}
+
+/// The checks of `State::check_invariants` that decoding does not already
+/// guarantee (children links are built from the paths, parents checked as
+/// nodes arrive), in one pass without allocating: counters and zxids
+/// agree, and every ephemeral's owner is a session of the snapshot.
+fn check_loaded(state: &State) -> Result<(), SnapshotError> {
+    for (p, node) in state.tree.iter() {
+        let zxid_max = node.czxid.max(node.mzxid).max(node.pzxid);
+        if zxid_max > state.last_zxid || node.mzxid < node.czxid || node.pzxid < node.czxid {
+            return Err(SnapshotError::Damaged(format!(
+                "node {p:?} has zxids out of order (snapshot zxid {:#x})",
+                state.last_zxid
+            )));
+        }
+        if !Tree::is_system(p) && i64::from(node.creates) < node.children.len() as i64 {
+            return Err(SnapshotError::Damaged(format!(
+                "node {p:?} has fewer creates than children"
+            )));
+        }
+        if let NodeKind::Ephemeral(owner) = node.kind() {
+            if state.sessions.get(owner).is_none() {
+                return Err(SnapshotError::Damaged(format!(
+                    "ephemeral {p:?} of unknown session {owner:#x}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file (or
+/// none) or the complete new one: a temporary file, fsync, rename, fsync of
+/// the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(TMP_SUFFIX);
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The suffix of files [`write_atomically`] has not finished; recovery
+/// deletes them.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// Makes a directory's entries (creates, renames, removals) durable.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Id, Perms};
+    use crate::txn::{CreateTxn, Txn, TxnOp};
+
+    fn sample_state() -> State {
+        let mut state = State::new(100);
+        let txns = [
+            TxnOp::CreateSession {
+                session_id: 0x77,
+                timeout_ms: 4000,
+                password: [3; 16],
+            },
+            TxnOp::Create(CreateTxn {
+                path: "/a".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                owner: 0,
+            }),
+            TxnOp::Create(CreateTxn {
+                path: "/a/e".into(),
+                data: Some(Vec::new()),
+                acl: vec![Acl::new(Perms::READ, Id::anyone())],
+                owner: 0x77,
+            }),
+            TxnOp::Create(CreateTxn {
+                path: "/c".into(),
+                data: Some(b"x".to_vec()),
+                acl: Acl::open_unsafe(),
+                owner: crate::tree::CONTAINER_OWNER,
+            }),
+            TxnOp::SetData {
+                path: "/a".into(),
+                data: Some(b"v2".to_vec()),
+            },
+        ];
+        for (idx, op) in txns.into_iter().enumerate() {
+            let txn = Txn {
+                zxid: idx as i64 + 1,
+                time_ms: 1000 + idx as i64,
+                op,
+            };
+            state.apply(&txn).unwrap();
+        }
+        state
+    }
+
+    fn assert_same(a: &State, b: &State) {
+        assert_eq!(a.last_zxid, b.last_zxid);
+        assert_eq!(a.tree.len(), b.tree.len());
+        for (p, node) in a.tree.iter() {
+            let other = b.tree.get(p).unwrap_or_else(|| panic!("{p} missing"));
+            assert_eq!(node.stat(), other.stat(), "{p}");
+            assert_eq!(node.data, other.data, "{p}");
+            assert_eq!(node.acl, other.acl, "{p}");
+            assert_eq!((node.creates, node.owner), (other.creates, other.owner));
+            assert_eq!(node.children, other.children, "{p}");
+        }
+        assert_eq!(a.sessions.ids(), b.sessions.ids());
+        for id in a.sessions.ids() {
+            let (x, y) = (a.sessions.get(id).unwrap(), b.sessions.get(id).unwrap());
+            assert_eq!((x.timeout_ms, x.password), (y.timeout_ms, y.password));
+        }
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_every_field() {
+        let state = sample_state();
+        let bytes = encode(&state, 0x78, 5).unwrap();
+        let decoded = decode(&bytes, 100, 0).unwrap();
+        assert_eq!(decoded.header.session_id_high, 0x78);
+        assert_same(&state, &decoded.state);
+        decoded.state.check_invariants().unwrap();
+        assert_eq!(
+            decoded.state.tree.get("/a").unwrap().data,
+            Some(b"v2".to_vec())
+        );
+        assert_eq!(
+            decoded.state.tree.get("/a/e").unwrap().data,
+            Some(Vec::new())
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error() {
+        let bytes = encode(&sample_state(), 0, 0).unwrap();
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], 100, 0).is_err(), "truncated to {len}");
+        }
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(decode(&damaged, 100, 0).is_err(), "flip at {at}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer, 100, 0).is_err());
+        assert_eq!(
+            decode(b"not a snapshot", 100, 0).err(),
+            Some(SnapshotError::NotASnapshot)
+        );
+    }
+}
