@@ -60,6 +60,10 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value_t = Durability::Durable)]
     durability: Durability,
 
+    /// With --durability periodic: how often writes are flushed, in ms.
+    #[arg(long, default_value_t = 100)]
+    flush_interval_ms: u64,
+
     /// ZooKeeper's tickTime in ms: session expiry granularity and the base of
     /// the default session timeout range (2 to 20 ticks).
     #[arg(long, default_value_t = 2000)]
@@ -128,15 +132,9 @@ fn install_signal_handlers() {
     }
 }
 
-/// Opens the keeper the server serves. The only place that decides between
-/// the durable store in `data_dir` and memory. The returned mode name goes
-/// into the ready line (`mode: …`); `.ci/interop.sh` reads it and skips its
-/// restart scenario when it is `in-memory`.
-///
-/// `innkeeper` has no durable store on this branch yet, so every mode runs
-/// in memory: `--in-memory` is the only mode until `Keeper::open` exists,
-/// and then this function opens `data_dir` with `durability` unless
-/// `in_memory` is set.
+/// Opens the keeper the flags describe: the durable store in `data_dir`
+/// (with the chosen durability), or memory with `--in-memory`. The returned
+/// mode name goes into the ready line, which `.ci/interop.sh` reads.
 fn open_keeper(args: &ServeArgs) -> innkeeper::Result<(Keeper, &'static str)> {
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let mut builder = Keeper::builder()
@@ -154,8 +152,17 @@ fn open_keeper(args: &ServeArgs) -> innkeeper::Result<(Keeper, &'static str)> {
         builder =
             builder.session_timeout_range(Duration::from_millis(min), Duration::from_millis(max));
     }
-    let _ = (&args.data_dir, args.durability);
-    Ok((builder.build()?, "in-memory"))
+    if args.in_memory {
+        return Ok((builder.build()?, "in-memory"));
+    }
+    let (durability, mode) = match args.durability {
+        Durability::Durable => (innkeeper::Durability::Durable, "durable"),
+        Durability::Periodic => {
+            let every = Duration::from_millis(args.flush_interval_ms.max(1));
+            (innkeeper::Durability::Periodic(every), "periodic")
+        }
+    };
+    Ok((builder.durability(durability).open(&args.data_dir)?, mode))
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -209,7 +216,7 @@ fn describe_dir(dir: &Path, in_memory: bool) -> String {
     if in_memory {
         "none".to_string()
     } else {
-        format!("{} (not yet used: no durable store)", dir.display())
+        dir.display().to_string()
     }
 }
 
