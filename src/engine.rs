@@ -552,11 +552,6 @@ impl Engine {
         self.state.write().sessions.touch(session_id, now)
     }
 
-    /// True when the session exists and is not closing.
-    pub(crate) fn is_live(&self, session_id: i64) -> bool {
-        self.state.read().sessions.is_live(session_id)
-    }
-
     /// Runs expiry and reaping for `now_ms`. Called by the ticker thread or
     /// by a manual clock's `advance`.
     pub(crate) fn tick(&self, now_ms: i64) {
@@ -884,23 +879,9 @@ impl Engine {
         f(&self.watches.lock())
     }
 
-    /// The session's hooks, if it is known.
-    pub(crate) fn hooks_of(&self, session_id: i64) -> Option<Arc<SessionHooks>> {
-        self.hooks.read().get(&session_id).cloned()
-    }
-
     /// Checks the state's invariants.
     pub(crate) fn check_invariants(&self) -> std::result::Result<(), String> {
         self.state.read().check_invariants()
-    }
-
-    /// The password of a session id, as handed out.
-    pub(crate) fn password_of(&self, session_id: i64) -> Option<[u8; 16]> {
-        self.state
-            .read()
-            .sessions
-            .get(session_id)
-            .map(|s| s.password)
     }
 }
 

@@ -151,19 +151,9 @@ impl SessionTable {
             .collect()
     }
 
-    /// The earliest deadline of a live session, if any.
-    pub fn next_deadline(&self) -> Option<i64> {
-        self.buckets.keys().next().copied()
-    }
-
     /// Number of sessions (closing ones included).
     pub fn len(&self) -> usize {
         self.sessions.len()
-    }
-
-    /// True when there are no sessions.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
     }
 
     /// Every session id, sorted.

@@ -203,11 +203,6 @@ impl Tree {
         self.nodes.len()
     }
 
-    /// Always false: the root is always there.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// All nodes, in no order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
         self.nodes.iter()
@@ -318,8 +313,8 @@ impl Tree {
     }
 
     /// Inserts a node as it was stored, without touching its parent's
-    /// counters (recovery of a snapshot). Children links are rebuilt by
-    /// [`Tree::relink`].
+    /// counters (recovery of a snapshot, which links each node into its
+    /// parent's children itself, parents first).
     pub fn restore(&mut self, path: String, node: Node) {
         match node.kind() {
             NodeKind::Ephemeral(session_id) => {
@@ -337,20 +332,6 @@ impl Tree {
             NodeKind::Persistent => {}
         }
         self.nodes.insert(path, node);
-    }
-
-    /// Rebuilds every node's children set from the paths present.
-    pub fn relink(&mut self) {
-        for node in self.nodes.values_mut() {
-            node.children.clear();
-        }
-        let paths: Vec<String> = self.nodes.keys().filter(|p| *p != "/").cloned().collect();
-        for p in paths {
-            let name = path::name(&p).to_string();
-            if let Some(parent) = self.nodes.get_mut(path::parent(&p)) {
-                parent.children.insert(name);
-            }
-        }
     }
 
     /// Removes a childless node. Returns it, or `None` (changing nothing)

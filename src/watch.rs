@@ -36,18 +36,6 @@ pub enum EventType {
     NodeChildrenChanged,
 }
 
-impl EventType {
-    /// ZooKeeper's number for the type.
-    pub fn code(self) -> i32 {
-        match self {
-            EventType::NodeCreated => 1,
-            EventType::NodeDeleted => 2,
-            EventType::NodeDataChanged => 3,
-            EventType::NodeChildrenChanged => 4,
-        }
-    }
-}
-
 /// Which table a registration or removal addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
@@ -280,6 +268,7 @@ impl WatchTable {
     }
 
     /// True when there are no watches.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
