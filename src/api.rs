@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Config, Engine, EventSink, SessionHooks, Write, Written};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
-    AddWatchMode, ClientWatches, Delivery, EventType, KeeperState, Registration, WatchReceiver,
-    WatchedEvent, Watcher, WatcherType,
+    AddWatchMode, ClientWatches, Delivery, Dispatch, EventType, KeeperState, Registration,
+    WatchReceiver, WatchedEvent, Watcher, WatcherType,
 };
 use crate::node::{Acl, CreateMode, Id, Stat};
 use crate::path;
@@ -980,58 +980,22 @@ impl std::fmt::Debug for Keeper {
 pub(crate) struct SessionRt {
     watches: Mutex<ClientWatches>,
     default_watcher: Watcher,
-    events_tx: Sender<WatchedEvent>,
-    events_rx: Receiver<WatchedEvent>,
-    callbacks: Mutex<Option<Sender<(Watcher, WatchedEvent)>>>,
+    dispatch: Dispatch,
     state: RwLock<KeeperState>,
 }
 
 impl SessionRt {
     pub(crate) fn new() -> SessionRt {
-        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         SessionRt {
             watches: Mutex::new(ClientWatches::default()),
             default_watcher: Watcher::default_target(),
-            events_tx,
-            events_rx,
-            callbacks: Mutex::new(None),
+            dispatch: Dispatch::new("innkeeper-events"),
             state: RwLock::new(KeeperState::SyncConnected),
         }
     }
 
     pub(crate) fn deliver(&self, deliveries: Vec<Delivery>) {
-        for d in deliveries {
-            match d {
-                Delivery::Default(event) => {
-                    let _ = self.events_tx.send(event);
-                }
-                Delivery::Channel(tx, event) => {
-                    let _ = tx.send(event);
-                }
-                Delivery::Callback(watcher, event) => self.run_later(watcher, event),
-            }
-        }
-    }
-
-    fn run_later(&self, watcher: Watcher, event: WatchedEvent) {
-        let mut slot = self.callbacks.lock();
-        if slot.is_none() {
-            let (tx, rx) = crossbeam_channel::unbounded::<(Watcher, WatchedEvent)>();
-            let spawned = std::thread::Builder::new()
-                .name("innkeeper-events".into())
-                .spawn(move || {
-                    for (watcher, event) in rx {
-                        Delivery::run_callback(&watcher, event);
-                    }
-                });
-            if spawned.is_err() {
-                return;
-            }
-            *slot = Some(tx);
-        }
-        if let Some(tx) = slot.as_ref() {
-            let _ = tx.send((watcher, event));
-        }
+        self.dispatch.deliver(deliveries);
     }
 
     pub(crate) fn register(&self, kind: Registration, path: &str, watcher: &Watcher) {
@@ -1422,7 +1386,7 @@ impl Coordinator for Session {
     }
 
     fn events(&self) -> Receiver<WatchedEvent> {
-        self.rt.events_rx.clone()
+        self.rt.dispatch.events()
     }
 
     fn default_watcher(&self) -> Watcher {

@@ -304,6 +304,70 @@ impl Delivery {
     }
 }
 
+/// Delivers a session's events: the session's own stream, watcher channels,
+/// and callbacks on an event thread started on first use (so a callback may
+/// call the session back without deadlock, and never runs under a lock of
+/// the engine or of a connection).
+pub(crate) struct Dispatch {
+    events_tx: Sender<WatchedEvent>,
+    events_rx: Receiver<WatchedEvent>,
+    callbacks: parking_lot::Mutex<Option<Sender<(Watcher, WatchedEvent)>>>,
+    thread_name: &'static str,
+}
+
+impl Dispatch {
+    pub(crate) fn new(thread_name: &'static str) -> Dispatch {
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        Dispatch {
+            events_tx,
+            events_rx,
+            callbacks: parking_lot::Mutex::new(None),
+            thread_name,
+        }
+    }
+
+    /// The session's own stream.
+    pub(crate) fn events(&self) -> Receiver<WatchedEvent> {
+        self.events_rx.clone()
+    }
+
+    /// Sends each delivery where it goes; never blocks on a watcher.
+    pub(crate) fn deliver(&self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            match d {
+                Delivery::Default(event) => {
+                    let _ = self.events_tx.send(event);
+                }
+                Delivery::Channel(tx, event) => {
+                    let _ = tx.send(event);
+                }
+                Delivery::Callback(watcher, event) => self.run_later(watcher, event),
+            }
+        }
+    }
+
+    fn run_later(&self, watcher: Watcher, event: WatchedEvent) {
+        let mut slot = self.callbacks.lock();
+        if slot.is_none() {
+            let (tx, rx) = crossbeam_channel::unbounded::<(Watcher, WatchedEvent)>();
+            let spawned = std::thread::Builder::new()
+                .name(self.thread_name.into())
+                .spawn(move || {
+                    for (watcher, event) in rx {
+                        Delivery::run_callback(&watcher, event);
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            *slot = Some(tx);
+        }
+        if let Some(tx) = slot.as_ref() {
+            let _ = tx.send((watcher, event));
+        }
+    }
+}
+
 /// The client-side registry of one session.
 #[derive(Default)]
 pub(crate) struct ClientWatches {

@@ -33,8 +33,8 @@ use parking_lot::{Condvar, Mutex};
 use crate::api::{ClientInfo, Coordinator, CreateOptions, Op, OpResult, ReadOp, ReadResult};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
-    AddWatchMode, ClientWatches, Delivery, EventType, KeeperState, Registration, WatchedEvent,
-    Watcher, WatcherType,
+    AddWatchMode, ClientWatches, Delivery, Dispatch, EventType, KeeperState, Registration,
+    WatchedEvent, Watcher, WatcherType,
 };
 use crate::node::{Acl, CreateMode, Stat};
 use crate::path;
@@ -241,7 +241,6 @@ impl RemoteBuilder {
             .connect_timeout
             .unwrap_or(self.session_timeout.max(CONNECT_TIMEOUT_MIN_DEFAULT));
         let (session_id, password) = self.resume.unwrap_or((0, vec![0; 16]));
-        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let inner = Arc::new(Inner {
             hosts,
             chroot: parsed.chroot,
@@ -266,9 +265,7 @@ impl RemoteBuilder {
             changed: Condvar::new(),
             watches: Mutex::new(ClientWatches::default()),
             default_watcher: Watcher::default_target(),
-            events_tx,
-            events_rx,
-            callbacks: Mutex::new(None),
+            dispatch: Dispatch::new("innkeeper-remote-events"),
         });
         let thread_inner = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -374,9 +371,7 @@ struct Inner {
     changed: Condvar,
     watches: Mutex<ClientWatches>,
     default_watcher: Watcher,
-    events_tx: Sender<WatchedEvent>,
-    events_rx: Receiver<WatchedEvent>,
-    callbacks: Mutex<Option<Sender<(Watcher, WatchedEvent)>>>,
+    dispatch: Dispatch,
 }
 
 /// Connection state, guarded by one lock: a caller holds it while it writes
@@ -798,40 +793,7 @@ impl Inner {
     // ---- event delivery ----
 
     fn deliver(&self, deliveries: Vec<Delivery>) {
-        for d in deliveries {
-            match d {
-                Delivery::Default(event) => {
-                    let _ = self.events_tx.send(event);
-                }
-                Delivery::Channel(tx, event) => {
-                    let _ = tx.send(event);
-                }
-                Delivery::Callback(watcher, event) => self.run_later(watcher, event),
-            }
-        }
-    }
-
-    /// Callbacks run on a separate event thread, started on first use, so
-    /// a callback may call the session without deadlocking the reader.
-    fn run_later(&self, watcher: Watcher, event: WatchedEvent) {
-        let mut slot = self.callbacks.lock();
-        if slot.is_none() {
-            let (tx, rx) = crossbeam_channel::unbounded::<(Watcher, WatchedEvent)>();
-            let spawned = std::thread::Builder::new()
-                .name("innkeeper-remote-events".into())
-                .spawn(move || {
-                    for (watcher, event) in rx {
-                        Delivery::run_callback(&watcher, event);
-                    }
-                });
-            if spawned.is_err() {
-                return;
-            }
-            *slot = Some(tx);
-        }
-        if let Some(tx) = slot.as_ref() {
-            let _ = tx.send((watcher, event));
-        }
+        self.dispatch.deliver(deliveries);
     }
 
     /// A state event to every watcher and the default one (C.6: the Java
@@ -1668,7 +1630,7 @@ impl Coordinator for RemoteSession {
     }
 
     fn events(&self) -> Receiver<WatchedEvent> {
-        self.inner.events_rx.clone()
+        self.inner.dispatch.events()
     }
 
     fn default_watcher(&self) -> Watcher {
