@@ -5,6 +5,8 @@
 //! check into one test per backend:
 //!
 //! * `in_process`: a fresh `Keeper::in_memory()`; always runs.
+//! * `served`: [`innkeeper::RemoteSession`] over the wire to an
+//!   `innkeeper serve` started in this process on a loopback port; always runs.
 //! * `remote`: [`innkeeper::RemoteSession`] against the server(s) named by
 //!   `INNKEEPER_ZK` (a connect string: Apache ZooKeeper 3.8, or a running
 //!   `innkeeper serve`); passes without checking anything when it is unset.
@@ -109,6 +111,31 @@ pub fn in_process() -> InProcess {
     InProcess(Keeper::in_memory().expect("in-memory keeper"))
 }
 
+/// `innkeeper serve` in this process (one server shared by every check, with
+/// the settings `.ci/conformance.sh` gives the ZooKeeper servers), reached
+/// over the wire through [`RemoteSession`].
+pub fn served() -> Remote {
+    use innkeeper::server::{FourLetterWords, Server, ServerConfig};
+    static SERVER: std::sync::OnceLock<(Keeper, Server)> = std::sync::OnceLock::new();
+    let (_, server) = SERVER.get_or_init(|| {
+        let keeper = Keeper::builder()
+            .tick(Duration::from_millis(1000))
+            .extended_types(true)
+            .reap_interval(Duration::from_millis(1000))
+            .build()
+            .expect("keeper for the served backend");
+        let config = ServerConfig {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            connections_per_ip_max: 0,
+            four_letter_words: FourLetterWords::All,
+            ..ServerConfig::default()
+        };
+        let server = Server::start(keeper.clone(), config).expect("start innkeeper serve");
+        (keeper, server)
+    });
+    Remote(server.local_addr().to_string())
+}
+
 /// The remote backend named by `INNKEEPER_ZK`, if any.
 pub fn remote() -> Option<Remote> {
     std::env::var("INNKEEPER_ZK")
@@ -141,6 +168,11 @@ macro_rules! conformance {
                 #[test]
                 fn in_process() {
                     $crate::checks::$name(&$crate::in_process());
+                }
+
+                #[test]
+                fn served() {
+                    $crate::checks::$name(&$crate::served());
                 }
 
                 #[test]
