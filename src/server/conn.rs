@@ -47,6 +47,10 @@ struct Out {
     writing: bool,
     /// Why the connection was closed (for the log).
     close_reason: &'static str,
+    /// A read that set a watch is between the engine and its reply:
+    /// notifications wait in `held` so none overtakes that reply (D.4).
+    holding: bool,
+    held: Vec<Vec<u8>>,
 }
 
 /// Per-connection figures for `cons`.
@@ -148,10 +152,42 @@ impl Conn {
                 self.kill("output queue full: the client does not read");
                 return;
             }
+            if out.holding {
+                // Counted when released: the reply being queued must not
+                // wait for room these frames take.
+                out.held.push(frame);
+                return;
+            }
             out.bytes += frame.len();
             out.frames.push_back(frame);
         }
         self.wake_writer.notify_one();
+    }
+
+    /// Holds back notifications: called under the engine's state lock by a
+    /// read that registers a watch, so that a change applied after the read
+    /// cannot be announced before the read's reply. Without it a client
+    /// could hear NodeDeleted, drop it (no watcher yet), then learn from
+    /// the reply that the node exists, and wait for ever.
+    fn hold(&self) {
+        self.out.lock().holding = true;
+    }
+
+    /// Releases held notifications behind the reply just queued.
+    fn release(&self) {
+        let mut out = self.out.lock();
+        if !out.holding {
+            return;
+        }
+        out.holding = false;
+        let held = std::mem::take(&mut out.held);
+        let any = !held.is_empty();
+        out.bytes += held.iter().map(Vec::len).sum::<usize>();
+        out.frames.extend(held);
+        drop(out);
+        if any {
+            self.wake_writer.notify_one();
+        }
     }
 
     /// Sends a reply, first waiting while the queue is above `soft_max`
@@ -596,10 +632,11 @@ impl Ctx<'_> {
             Err(c) => (*c, None),
         };
         let frame = encode_reply(&ReplyHeader { xid, zxid, err }, body);
-        if self
+        let direct = self
             .conn
-            .push_reply(frame, self.shared.config.output_bytes_soft_max, !more)
-        {
+            .push_reply(frame, self.shared.config.output_bytes_soft_max, !more);
+        self.conn.release();
+        if direct {
             self.shared
                 .stats
                 .packets_sent
@@ -733,7 +770,7 @@ impl Ctx<'_> {
                 })
                 .map(|_| Response::Empty),
             Request::Exists { path, watch } => {
-                let register = |_: bool| {};
+                let register = |_: bool| self.conn.hold();
                 let hook: Option<&dyn Fn(bool)> = if watch { Some(&register) } else { None };
                 match engine.exists(sid, &self.identities(), &path, hook) {
                     Ok(Some(stat)) => Ok(Response::Exists { stat }),
@@ -742,7 +779,7 @@ impl Ctx<'_> {
                 }
             }
             Request::GetData(g) => {
-                let register = |_: bool| {};
+                let register = |_: bool| self.conn.hold();
                 let hook: Option<&dyn Fn(bool)> = if g.watch { Some(&register) } else { None };
                 engine
                     .get_data(sid, &self.identities(), &g.path, hook)
@@ -855,7 +892,7 @@ impl Ctx<'_> {
     }
 
     fn children(&self, path: &str, watch: bool) -> Result<(Vec<String>, crate::Stat), i32> {
-        let register = |_: bool| {};
+        let register = |_: bool| self.conn.hold();
         let hook: Option<&dyn Fn(bool)> = if watch { Some(&register) } else { None };
         self.engine
             .get_children(self.session_id, &self.identities(), path, hook)

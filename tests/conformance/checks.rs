@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use innkeeper::{
-    Acl, AddWatchMode, CreateMode, CreateOptions, ErrorKind, EventType, Id, KeeperState, Op,
-    OpResult, Perms, ReadOp, ReadResult, Watcher, WatcherType,
+    Acl, AddWatchMode, Coordinator, CreateMode, CreateOptions, ErrorKind, EventType, Id,
+    KeeperState, Op, OpResult, Perms, ReadOp, ReadResult, Watcher, WatcherType,
 };
 
 use crate::{next_node_event, Backend, EVENT_WAIT, QUIET_WAIT};
@@ -1118,4 +1118,34 @@ pub fn a_new_session_reports_sync_connected(b: &dyn Backend) {
         (EventType::None, KeeperState::SyncConnected, None)
     );
     assert_eq!(s.state(), KeeperState::SyncConnected);
+}
+
+/// D.4: a watch set by a read hears a change that races with the read. The
+/// read's reply and the notification of a later delete must arrive in that
+/// order, or a client drops the event (no watcher registered yet) and then
+/// learns from the reply that the node exists: a lock waiter would wait for
+/// ever. Run many times, with the delete on another session and thread; the
+/// race is narrow, so this check is probabilistic (it found the bug in
+/// `innkeeper serve` only through the lock recipe's stress test).
+pub fn a_read_watch_hears_a_racing_delete(b: &dyn Backend) {
+    let reader = b.session();
+    let root = b.root(&*reader, "race");
+    let writer: std::sync::Arc<dyn Coordinator> = std::sync::Arc::from(b.session());
+    for round in 0..500 {
+        let node = format!("{root}/n{round}");
+        writer.create(&node, b"", CreateMode::Persistent).unwrap();
+        let (watcher, events) = Watcher::channel();
+        let deleter = {
+            let (writer, node) = (writer.clone(), node.clone());
+            std::thread::spawn(move || writer.delete(&node, -1).unwrap())
+        };
+        let seen = reader.exists_with(&node, Some(&watcher)).unwrap();
+        deleter.join().unwrap();
+        if seen.is_some() {
+            let event = events.wait(EVENT_WAIT).unwrap_or_else(|| {
+                panic!("round {round}: the read saw the node but its deletion was never heard")
+            });
+            assert_eq!(event.event_type, EventType::NodeDeleted);
+        }
+    }
 }

@@ -225,4 +225,5 @@ conformance!(
     multi_read_checks_acls_per_op,
     exist_watches_are_data_watches_for_removal,
     a_new_session_reports_sync_connected,
+    a_read_watch_hears_a_racing_delete,
 );
