@@ -10,7 +10,7 @@ use crate::common::{World, PROMPTLY};
 
 // Checks the barrier: waiters parked on a raised barrier pass only once it
 // is lowered; an ephemeral barrier falls by itself when its raiser's
-// session expires (manual clock), releasing a parked waiter.
+// session expires (manual clock; remotely, expired), releasing a parked waiter.
 #[test]
 fn barrier_blocks_until_lowered_or_raiser_dies() {
     let world = World::new();

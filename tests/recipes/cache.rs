@@ -175,6 +175,7 @@ fn dropped_cache_leaves_no_watch() {
     drop(TreeCache::new(probe.clone(), "/w").expect("cache"));
     let admin = world.session();
     admin.create_all("/w/n").expect("create");
+    session.settle();
     let node_events: Vec<_> = session
         .events()
         .try_iter()

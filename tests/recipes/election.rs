@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use crate::common::{Probe, TestSession, World, PROMPTLY};
 
 // Checks hand-over by expiry: five participants; the leader's process
-// hangs and the manual clock expires it; exactly the next in line becomes
+// hangs and the manual clock expires it (remotely: it is expired); exactly the next in line becomes
 // leader (the others stay followers), woken alone (no herd), four times
 // over. Closing the last leaves no node.
 #[test]
@@ -166,7 +166,8 @@ fn selector_rotates_one_term_at_a_time() {
 }
 
 // Checks selector failover on expiry: the leader's closure waits on
-// `wait_lost`; when its session is expired by the manual clock, the
+// `wait_lost`; when its session is expired (by the manual clock, or
+// remotely through a second handle), the
 // closure learns the term is over and the other selector's closure runs.
 #[test]
 fn selector_hands_over_when_leader_session_expires() {

@@ -222,8 +222,8 @@ proptest! {
 
 // Checks the absence of a herd effect: one holder and eight waiters
 // parked in `lock()`; each release must wake exactly one waiter (counted
-// by the Probe's spy watcher, whose events are queued synchronously by the
-// release itself), and the lock passes in arrival order.
+// by the Probe's spy watcher, after a round trip that lets every event the
+// release caused arrive), and the lock passes in arrival order.
 #[test]
 fn release_wakes_exactly_one_waiter() {
     let world = World::new();
@@ -253,8 +253,8 @@ fn release_wakes_exactly_one_waiter() {
         for expected in 0..8 {
             let got = order_rx.recv_timeout(PROMPTLY).expect("next holder");
             assert_eq!(got, expected, "the lock passes in arrival order");
-            // The release queued its events before the next holder could
-            // see its node gone, so all wake-ups it caused are counted now.
+            // The release returned before the next holder could see its
+            // node gone, so all wake-ups it caused are counted now.
             let woken: usize = probes.iter().map(|p| p.wakeups()).sum();
             assert_eq!(woken, 1, "one release must wake exactly one waiter");
             go_tx.send(()).expect("go");
@@ -265,7 +265,8 @@ fn release_wakes_exactly_one_waiter() {
 
 // Checks liveness when the holder's process hangs: its heartbeats stop,
 // the manual clock passes the session timeout (expiry runs inside
-// `advance`), its ephemeral node goes, and the parked waiter takes the lock.
+// `advance`; remotely the session is expired), its ephemeral node goes,
+// and the parked waiter takes the lock.
 #[test]
 fn hung_holder_loses_lock_to_waiter() {
     let world = World::new();
