@@ -2,12 +2,14 @@
 # Runs the conformance suite (tests/conformance) against Apache ZooKeeper 3.8
 # through the remote client: first a standalone server, then a 3-server
 # ensemble, where the failover test also runs. Every server is stopped on exit.
+# The recipe tests (tests/recipes) also run against the standalone server.
 #
 # When the crate has the `innkeeper` binary (or INNKEEPER_BIN names one), the
 # suite also runs against `innkeeper serve --in-memory` on 127.0.0.1:21900.
 #
-# To run the same suite against any other server:
+# To run the same tests against any other server:
 #   INNKEEPER_ZK=127.0.0.1:PORT cargo test --test conformance
+#   INNKEEPER_ZK=127.0.0.1:PORT cargo test --test recipes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 zk=.ci/zookeeper.sh
@@ -23,6 +25,8 @@ export INNKEEPER_ZK_CTL="$PWD/$zk"
 echo "--- conformance: standalone ZooKeeper at $INNKEEPER_ZK"
 "$zk" standalone-start
 INNKEEPER_ZK=$INNKEEPER_ZK cargo test --test conformance
+echo "--- recipes: standalone ZooKeeper at $INNKEEPER_ZK"
+INNKEEPER_ZK=$INNKEEPER_ZK cargo test --test recipes
 "$zk" standalone-stop
 
 echo "--- conformance: ZooKeeper ensemble at $INNKEEPER_ZK_ENSEMBLE (with failover)"
@@ -52,4 +56,6 @@ if [[ -n $bin ]]; then
   done
   grep -q serving "$log" || { cat "$log"; echo "innkeeper serve not ready in 10 s" >&2; exit 1; }
   INNKEEPER_ZK=127.0.0.1:21900 cargo test --test conformance
+  echo "--- recipes: $bin serve on 127.0.0.1:21900"
+  INNKEEPER_ZK=127.0.0.1:21900 timeout 300 cargo test --test recipes
 fi

@@ -10,7 +10,7 @@ use crate::common::{World, PROMPTLY};
 
 // Checks the barrier: waiters parked on a raised barrier pass only once it
 // is lowered; an ephemeral barrier falls by itself when its raiser's
-// session expires (manual clock), releasing a parked waiter.
+// session expires (manual clock; remotely, expired), releasing a parked waiter.
 #[test]
 fn barrier_blocks_until_lowered_or_raiser_dies() {
     let world = World::new();
@@ -75,11 +75,9 @@ fn double_barrier_enters_together_and_leaves_together() {
         left.iter().all(|p| p.matches('/').count() == 2),
         "only round dirs: {left:?}"
     );
-    world.reap();
-    assert!(
-        world.nodes_below("/round").is_empty(),
-        "the rounds' containers are reaped"
-    );
+    for dir in &left {
+        assert!(world.reaped(dir), "the round's container {dir} is reaped");
+    }
 }
 
 // Checks the double barrier under failure: with one participant missing,

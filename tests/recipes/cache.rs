@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use innkeeper::recipes::{CacheEvent, NodeCache, TreeCache};
-use innkeeper::{Coordinator, CreateMode, Session};
+use innkeeper::{Coordinator, CreateMode};
 use proptest::prelude::*;
 
-use crate::common::{World, PROMPTLY};
+use crate::common::{TestSession, World, PROMPTLY};
 
-fn truth(session: &Session, root: &str) -> BTreeMap<String, Vec<u8>> {
+fn truth(session: &TestSession, root: &str) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_string()];
     while let Some(p) = stack.pop() {
@@ -118,7 +118,7 @@ fn tree_op() -> impl Strategy<Value = TreeOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::common::cases(48), ..ProptestConfig::default() })]
 
     // Checks the tree cache against the tree over random creates, sets and
     // deletes on a five-node space (failed ops included): the cache
@@ -169,12 +169,13 @@ proptest! {
 #[test]
 fn dropped_cache_leaves_no_watch() {
     let world = World::new();
-    let session: Arc<Session> = world.session();
+    let session: Arc<TestSession> = world.session();
     let probe = Arc::new(crate::common::Probe::new(session.clone()));
     drop(NodeCache::new(probe.clone(), "/w/n").expect("cache"));
     drop(TreeCache::new(probe.clone(), "/w").expect("cache"));
     let admin = world.session();
     admin.create_all("/w/n").expect("create");
+    session.settle();
     let node_events: Vec<_> = session
         .events()
         .try_iter()

@@ -5,19 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use innkeeper::recipes::{LeaderLatch, LeaderSelector};
-use innkeeper::{Coordinator, ErrorKind, Session};
+use innkeeper::ErrorKind;
 use proptest::prelude::*;
 
-use crate::common::{Probe, World, PROMPTLY};
+use crate::common::{Probe, TestSession, World, PROMPTLY};
 
 // Checks hand-over by expiry: five participants; the leader's process
-// hangs and the manual clock expires it; exactly the next in line becomes
+// hangs and the manual clock expires it (remotely: it is expired); exactly the next in line becomes
 // leader (the others stay followers), woken alone (no herd), four times
 // over. Closing the last leaves no node.
 #[test]
 fn latch_fails_over_in_line_order_without_herd() {
     let world = World::new();
-    let sessions: Vec<Arc<Session>> = (0..5).map(|_| world.session()).collect();
+    let sessions: Vec<Arc<TestSession>> = (0..5).map(|_| world.session()).collect();
     let probes: Vec<Arc<Probe>> = sessions
         .iter()
         .map(|s| Arc::new(Probe::new(s.clone())))
@@ -59,9 +59,8 @@ fn latch_fails_over_in_line_order_without_herd() {
         );
     }
     latches[4].close().expect("close");
-    world.reap();
     assert!(
-        !world.exists("/elect"),
+        world.reaped("/elect"),
         "nothing left, the container is reaped"
     );
 }
@@ -82,7 +81,7 @@ fn elect_op() -> impl Strategy<Value = ElectOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::common::cases(48), ..ProptestConfig::default() })]
 
     // Checks the latch against a model over random joins, closes and
     // session expiries of four participants: after each step the model's
@@ -91,8 +90,8 @@ proptest! {
     #[test]
     fn latch_has_one_leader_the_earliest_live_joiner(ops in proptest::collection::vec(elect_op(), 1..30)) {
         let world = World::new();
-        let mut sessions: Vec<Arc<Session>> = (0..4).map(|_| world.session()).collect();
-        let mut latches: Vec<Option<LeaderLatch<Session>>> = (0..4).map(|_| None).collect();
+        let mut sessions: Vec<Arc<TestSession>> = (0..4).map(|_| world.session()).collect();
+        let mut latches: Vec<Option<LeaderLatch<TestSession>>> = (0..4).map(|_| None).collect();
         // Join order of the participants in the election.
         let mut line: Vec<usize> = Vec::new();
         for op in ops {
@@ -110,7 +109,7 @@ proptest! {
                     }
                 }
                 ElectOp::Expire(i) => {
-                    world.keeper.expire_session(sessions[i].session_id()).expect("expire");
+                    world.expire(&sessions[i]);
                     sessions[i] = world.session();
                     if let Some(l) = latches[i].take() {
                         prop_assert!(!l.is_leader());
@@ -167,14 +166,15 @@ fn selector_rotates_one_term_at_a_time() {
 }
 
 // Checks selector failover on expiry: the leader's closure waits on
-// `wait_lost`; when its session is expired by the manual clock, the
+// `wait_lost`; when its session is expired (by the manual clock, or
+// remotely through a second handle), the
 // closure learns the term is over and the other selector's closure runs.
 #[test]
 fn selector_hands_over_when_leader_session_expires() {
     let world = World::new();
     let (led_tx, led_rx) = crossbeam_channel::unbounded();
     let (lost_tx, lost_rx) = crossbeam_channel::unbounded();
-    let make = |name: &'static str, session: Arc<Session>| {
+    let make = |name: &'static str, session: Arc<TestSession>| {
         let (led_tx, lost_tx) = (led_tx.clone(), lost_tx.clone());
         LeaderSelector::builder(session, "/sel2")
             .id(name)

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use innkeeper::recipes::{PriorityQueue, Queue};
-use innkeeper::{ErrorKind, Session};
+use innkeeper::ErrorKind;
 use parking_lot::Mutex;
 
-use crate::common::{self, Probe, World, PROMPTLY};
+use crate::common::{self, Probe, TestSession, World, PROMPTLY};
 
 // Checks FIFO and priority order with one consumer, and that drained
 // queues leave nothing behind once the reaper has run.
@@ -46,8 +46,7 @@ fn queues_deliver_in_order() {
         p.put(b"x", 100_000).map_err(|e| e.kind()),
         Err(ErrorKind::BadArguments)
     );
-    world.reap();
-    assert!(!world.exists("/q"), "{:?}", world.nodes_below("/q"));
+    assert!(world.reaped("/q"), "{:?}", world.nodes_below("/q"));
 }
 
 // Checks exactly-once delivery under concurrency and consumer death: two
@@ -130,7 +129,7 @@ fn consumer_death_at_every_step_of_a_take() {
         let world = World::new();
         let producer = Queue::new(world.session(), "/q/step").expect("queue");
         producer.put(b"precious").expect("put");
-        let victim: Arc<Session> = world.session();
+        let victim: Arc<TestSession> = world.session();
         let probe = Arc::new(Probe::new(victim.clone()));
         let q = Queue::new(probe.clone(), "/q/step").expect("queue");
         let start = probe.calls();

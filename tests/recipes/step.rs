@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use innkeeper::recipes::StepBarrier;
-use innkeeper::Session;
 use proptest::prelude::*;
 
-use crate::common::{World, PROMPTLY};
+use crate::common::{TestSession, World, PROMPTLY};
 
 const CREW: [&str; 3] = ["A", "B", "C"];
 
-fn barrier(world: &World, session: Arc<Session>, me: &str) -> StepBarrier<Session> {
+fn barrier(world: &World, session: Arc<TestSession>, me: &str) -> StepBarrier<TestSession> {
     let _ = world;
     StepBarrier::new(session, "/job", me, &CREW).expect("barrier")
 }
@@ -23,7 +22,7 @@ fn barrier(world: &World, session: Arc<Session>, me: &str) -> StepBarrier<Sessio
 #[test]
 fn step_starts_when_all_ready_and_everyone_agrees() {
     let world = World::new();
-    let barriers: Vec<StepBarrier<Session>> = CREW
+    let barriers: Vec<StepBarrier<TestSession>> = CREW
         .iter()
         .map(|me| barrier(&world, world.session(), me))
         .collect();
@@ -94,7 +93,7 @@ fn dead_participants_and_replacements() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::common::cases(64), ..ProptestConfig::default() })]
 
     // Checks agreement under conflicting updates: a random sequence of
     // statuses (ready / not-ready / unknown names) is posted; after every
@@ -106,7 +105,7 @@ proptest! {
         posts in proptest::collection::vec((0..4usize, prop::bool::weighted(0.6)), 1..25)
     ) {
         let world = World::new();
-        let posters: Vec<StepBarrier<Session>> = (0..3).map(|i| barrier(&world, world.session(), CREW[i])).collect();
+        let posters: Vec<StepBarrier<TestSession>> = (0..3).map(|i| barrier(&world, world.session(), CREW[i])).collect();
         let intruder = StepBarrier::new(world.session(), "/job", "X", &["X"]).expect("barrier");
         let mut model: [Option<bool>; 3] = [None; 3];
         let mut model_start: Option<u64> = None;

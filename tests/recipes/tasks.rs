@@ -5,22 +5,22 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use innkeeper::recipes::{TaskBoard, TaskEvent, TreeCache, Worker};
-use innkeeper::{Coordinator, Session};
+use innkeeper::Coordinator;
 use parking_lot::Mutex;
 
-use crate::common::{self, World, PROMPTLY};
+use crate::common::{self, TestSession, World, PROMPTLY};
 
 type Events = Receiver<(String, TaskEvent)>;
 
 /// A worker and the session it runs on.
-type Slot = (Arc<Session>, Worker<Session>);
+type Slot = (Arc<TestSession>, Worker<TestSession>);
 
 fn worker(
     world: &World,
     id: &str,
-    session: Arc<Session>,
+    session: Arc<TestSession>,
     log: &crossbeam_channel::Sender<(String, TaskEvent)>,
-) -> Worker<Session> {
+) -> Worker<TestSession> {
     let (log, name) = (log.clone(), id.to_string());
     let _ = world;
     Worker::start(session, "/jobs", id, move |e| {
@@ -32,8 +32,8 @@ fn worker(
 /// Waits until every task is owned by a live worker and the load is even
 /// (max − min ≤ 1 over `workers`); returns task → worker.
 fn settled(
-    board: &TaskBoard<Session>,
-    cache: &TreeCache<Session>,
+    board: &TaskBoard<TestSession>,
+    cache: &TreeCache<TestSession>,
     workers: &[&str],
 ) -> BTreeMap<String, String> {
     let deadline = std::time::Instant::now() + PROMPTLY;
@@ -226,10 +226,7 @@ fn no_task_has_two_live_owners_under_churn() {
             let victim = rng.below(ids.len() as u64) as usize;
             let session = slots.lock()[victim].0.clone();
             doomed.lock().insert(session.session_id());
-            world
-                .keeper
-                .expire_session(session.session_id())
-                .expect("expire");
+            world.expire(&session);
             let fresh = world.session();
             let w = worker(&world, ids[victim], fresh.clone(), &log);
             let old = std::mem::replace(&mut slots.lock()[victim], (fresh, w));
