@@ -1069,6 +1069,12 @@ impl Session {
         if *self.rt.state.read() != KeeperState::SyncConnected {
             return Ok(());
         }
+        if !self.engine.is_attached_to(self.id, &self.hooks) {
+            // Another handle resumed the session (`Keeper::resume_session`):
+            // it owns the session now, as a newer connection does in
+            // ZooKeeper, and this stale handle must not close it.
+            return Ok(());
+        }
         self.engine.close_session(self.id)
     }
 

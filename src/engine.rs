@@ -503,6 +503,15 @@ impl Engine {
         Ok(timeout_ms)
     }
 
+    /// True when `hooks` are the session's current hooks (no other handle
+    /// or connection resumed it since).
+    pub(crate) fn is_attached_to(&self, session_id: i64, hooks: &Arc<SessionHooks>) -> bool {
+        self.hooks
+            .read()
+            .get(&session_id)
+            .is_some_and(|h| Arc::ptr_eq(h, hooks))
+    }
+
     /// Closes a session by its owner's request.
     pub(crate) fn close_session(&self, session_id: i64) -> Result<()> {
         let hooks = self.hooks.read().get(&session_id).cloned();

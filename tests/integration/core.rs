@@ -629,3 +629,22 @@ fn event_filtering_by_read_permission_is_a_choice() {
         assert_eq!(n, if filter { 0 } else { 2 }, "filter {filter}");
     }
 }
+
+#[test]
+fn a_stale_handle_does_not_close_a_resumed_session() {
+    // Reference: zookeeper-reference.md C.5: a resume takes the session over;
+    // the older handle no longer speaks for it.
+    let (keeper, _) = keeper();
+    let old = keeper.session().unwrap();
+    old.create("/mine", b"", CreateMode::Ephemeral).unwrap();
+    let new = keeper
+        .resume_session(old.session_id(), &old.password(), Duration::from_secs(5))
+        .unwrap();
+    drop(old);
+    assert!(
+        new.exists("/mine").unwrap().is_some(),
+        "the ephemeral lives on"
+    );
+    new.close().unwrap();
+    assert_eq!(keeper.session_count(), 0);
+}
