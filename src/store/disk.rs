@@ -279,6 +279,10 @@ struct SnapshotJob {
     bytes: Vec<u8>,
 }
 
+/// How often and how long `open` retries a contended directory lock.
+const LOCK_RETRIES: u32 = 50;
+const LOCK_RETRY_WAIT: Duration = Duration::from_millis(20);
+
 /// The store on a directory: a sled txn log plus snapshot files.
 pub(crate) struct DiskStore {
     shared: Arc<Shared>,
@@ -318,15 +322,26 @@ impl DiskStore {
             .truncate(false)
             .open(&layout.lock)
             .map_err(|e| io_error(e, "opening", &layout.lock))?;
-        match lock_file.try_lock_exclusive() {
-            Ok(()) => {}
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
-                    "{} is open in another keeper (this or another process)",
-                    dir.display()
-                )))
+        // A keeper of this process dropped a moment ago (its last handle
+        // released on another thread) may still hold the lock briefly, as
+        // sled's own file lock is retried in `Log::open`.
+        let mut attempt = 0;
+        loop {
+            match lock_file.try_lock_exclusive() {
+                Ok(()) => break,
+                Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                    if attempt < LOCK_RETRIES {
+                        attempt += 1;
+                        std::thread::sleep(LOCK_RETRY_WAIT);
+                        continue;
+                    }
+                    return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
+                        "{} is open in another keeper (this or another process)",
+                        dir.display()
+                    )));
+                }
+                Err(e) => return Err(io_error(e, "locking", &layout.lock)),
             }
-            Err(e) => return Err(io_error(e, "locking", &layout.lock)),
         }
         // Under the lock the directory cannot change under us.
         let log = match inspect(dir)? {

@@ -275,10 +275,18 @@ fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
 /// guards against a hang: a snapshot takes a few fsyncs, which a disk busy
 /// with other work can stretch to seconds.
 fn wait_for_snapshots(dir: &Path, n: usize) {
+    wait_for_snapshots_nudging(dir, n, &|| {});
+}
+
+/// The same, calling `nudge` (a write) while waiting: a snapshot that falls
+/// due while the previous one is still being written starts at the next
+/// write, so a test that stops writing would wait for it in vain.
+fn wait_for_snapshots_nudging(dir: &Path, n: usize, nudge: &dyn Fn()) {
     for _ in 0..6000 {
         if snapshot_files(dir).len() >= n {
             return;
         }
+        nudge();
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("no {n} snapshots in {}", dir.display());
@@ -295,17 +303,21 @@ fn snapshots_bound_the_log_and_a_damaged_newest_one_falls_back() {
     };
     let keeper = small().open(dir.path()).unwrap();
     let s = keeper.session().unwrap();
+    s.create("/nudge", b"", CreateMode::Persistent).unwrap();
+    let nudge = || {
+        s.set_data("/nudge", b"", -1).unwrap();
+    };
     for idx in 0..120 {
         s.create(&format!("/n{idx}"), &[idx as u8], CreateMode::Persistent)
             .unwrap();
         if idx % 30 == 29 {
-            wait_for_snapshots(dir.path(), (idx / 30 + 1).min(2));
+            wait_for_snapshots_nudging(dir.path(), (idx / 30 + 1).min(2), &nudge);
         }
     }
     for idx in 0..120 {
         s.set_data(&format!("/n{idx}"), b"v2", 0).unwrap();
     }
-    wait_for_snapshots(dir.path(), 2);
+    wait_for_snapshots_nudging(dir.path(), 2, &nudge);
     let before = dump(&s);
     keeper.shutdown().unwrap();
     drop(s);
