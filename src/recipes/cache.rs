@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::util;
@@ -191,15 +191,7 @@ impl<C: Coordinator + ?Sized + 'static> Mirror<C> {
     /// ends.
     fn run(&self, events: &WatchReceiver, stop: &Receiver<()>) {
         loop {
-            let mut select = Select::new();
-            let event_idx = select.recv(events.receiver());
-            select.recv(stop);
-            let ready = select.select();
-            if ready.index() != event_idx {
-                let _ = ready.recv(stop);
-                return;
-            }
-            let Ok(event) = ready.recv(events.receiver()) else {
+            let Some(event) = util::next_event_or_stop(events, stop) else {
                 return;
             };
             let result = match (event.event_type, event.path.as_deref()) {

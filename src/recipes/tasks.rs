@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Select, Sender};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::util;
@@ -317,15 +317,7 @@ impl<C: Coordinator + ?Sized + 'static> WorkerCore<C> {
                     }
                 }
             }
-            let mut select = Select::new();
-            let event_idx = select.recv(events.receiver());
-            select.recv(stop);
-            let ready = select.select();
-            if ready.index() != event_idx {
-                let _ = ready.recv(stop);
-                return;
-            }
-            let Ok(event) = ready.recv(events.receiver()) else {
+            let Some(event) = util::next_event_or_stop(events, stop) else {
                 return;
             };
             if event.event_type == EventType::None

@@ -102,6 +102,23 @@ pub(crate) fn forget_watch<C: Coordinator + ?Sized>(
     let _ = client.remove_watches(path, kind, Some(watcher));
 }
 
+/// The next watch event, or `None` once `stop` fires (or either channel
+/// closes): the loop of every recipe thread that follows a watch.
+pub(crate) fn next_event_or_stop(
+    events: &WatchReceiver,
+    stop: &Receiver<()>,
+) -> Option<crate::WatchedEvent> {
+    let mut select = Select::new();
+    let event_idx = select.recv(events.receiver());
+    select.recv(stop);
+    let ready = select.select();
+    if ready.index() != event_idx {
+        let _ = ready.recv(stop);
+        return None;
+    }
+    ready.recv(events.receiver()).ok()
+}
+
 /// The sequence number at the end of a node name, if it has one.
 pub(crate) fn sequence_of(name: &str) -> Option<u64> {
     let start = name.len().checked_sub(SEQUENCE_DIGITS)?;
