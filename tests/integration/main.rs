@@ -1,4 +1,5 @@
 mod core;
+mod docs;
 mod model;
 mod store;
 mod traces;
