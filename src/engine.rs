@@ -646,10 +646,11 @@ impl Engine {
     }
 
     /// `exists`: the Stat, or `None`; a watch is set either way (D.1).
+    /// Needs no permission, as in ZooKeeper 3.8.
     pub(crate) fn exists(
         &self,
         session_id: i64,
-        identities: &[Id],
+        _identities: &[Id],
         p: &str,
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<Option<Stat>> {
@@ -657,15 +658,9 @@ impl Engine {
             return Err(Error::with_path(ErrorKind::BadArguments, p).detail("NUL in path"));
         }
         let state = self.read_state(session_id)?;
-        let found = match state.tree.get(p) {
-            Some(node) => {
-                if !check_acl(&node.acl, Perms::READ, identities) {
-                    return Err(Error::with_path(ErrorKind::NoAuth, p));
-                }
-                Some(node.stat())
-            }
-            None => None,
-        };
+        // No ACL check: ZooKeeper 3.8 answers `exists` (and sets its watch)
+        // on a node the caller may not READ.
+        let found = state.tree.get(p).map(|node| node.stat());
         self.watch_standard(Table::Data, p, session_id, watch, found.is_some());
         Ok(found)
     }

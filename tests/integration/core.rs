@@ -510,6 +510,40 @@ fn callbacks_run_off_the_engine_lock_and_may_call_back() {
 }
 
 #[test]
+fn exists_needs_no_read_permission() {
+    // ZooKeeper 3.8 checks no ACL on `exists`: the Stat comes back and the
+    // watch is set on a node the caller may not READ.
+    let (keeper, _) = keeper();
+    let alice = keeper.session().unwrap();
+    let bob = keeper.session().unwrap();
+    alice.add_auth("digest", b"alice:secret").unwrap();
+    alice
+        .create_with(
+            "/private",
+            Some(b"xyz"),
+            &CreateOptions::new(CreateMode::Persistent).acl(vec![Acl::digest(
+                Perms::ALL,
+                "alice",
+                "secret",
+            )]),
+        )
+        .unwrap();
+    assert_eq!(
+        bob.get_data("/private").unwrap_err().kind(),
+        ErrorKind::NoAuth
+    );
+    let stat = bob
+        .exists_with("/private", Some(&bob.default_watcher()))
+        .unwrap()
+        .expect("the Stat of an unreadable node");
+    assert_eq!(stat.data_length, 3);
+    alice.set_data("/private", b"new", -1).unwrap();
+    let events = node_events(&bob);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, EventType::NodeDataChanged);
+}
+
+#[test]
 fn acls_are_enforced_per_op() {
     // Reference: zookeeper-reference.md G.
     let (keeper, _) = keeper();
