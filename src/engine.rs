@@ -88,6 +88,7 @@ pub(crate) enum Write {
     Op(WriteOp),
     Multi(Vec<WriteOp>),
     OpenSession { timeout_ms: i32 },
+    SessionTimeout { timeout_ms: i32 },
     CloseSession,
     Reap(String),
 }
@@ -318,6 +319,16 @@ impl Engine {
                             password: password_for(session_id, self.secret),
                         })
                     }
+                    Write::SessionTimeout { timeout_ms } => {
+                        if view.session_live(q.session_id) {
+                            Ok(TxnOp::SessionTimeout {
+                                session_id: q.session_id,
+                                timeout_ms: *timeout_ms,
+                            })
+                        } else {
+                            Err(Err(Error::new(ErrorKind::SessionExpired)))
+                        }
+                    }
                     Write::CloseSession => {
                         if view.session_live(q.session_id)
                             || state.sessions.get(q.session_id).is_some()
@@ -488,16 +499,30 @@ impl Engine {
     ) -> Result<i32> {
         self.check_open()?;
         let timeout_ms = self.negotiate_timeout(timeout_ms);
+        let live = |state: &State| {
+            state
+                .sessions
+                .get(session_id)
+                .filter(|s| !s.closing && s.password == password)
+                .map(|s| s.timeout_ms)
+        };
+        let current = live(&self.state.read()).ok_or(Error::new(ErrorKind::SessionExpired))?;
+        if current != timeout_ms {
+            // A new timeout is part of the session's state: one txn, so it
+            // is persisted and applied like every other change.
+            self.write(
+                session_id,
+                Vec::new(),
+                Write::SessionTimeout { timeout_ms },
+                None,
+            )?;
+        }
         let mut state = self.state.write();
-        let live = state
-            .sessions
-            .get(session_id)
-            .is_some_and(|s| !s.closing && s.password == password);
-        if !live {
+        if live(&state).is_none() {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
         let now = self.clock.now_ms();
-        state.sessions.set_timeout(session_id, timeout_ms, now);
+        state.sessions.touch(session_id, now);
         self.watches.lock().remove_session(session_id);
         self.hooks.write().insert(session_id, hooks);
         Ok(timeout_ms)

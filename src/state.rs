@@ -170,6 +170,20 @@ impl State {
                 }
             }
             TxnOp::Check { .. } => applied.outcomes.push(OpOutcome::Checked),
+            TxnOp::SessionTimeout {
+                session_id,
+                timeout_ms,
+            } => {
+                if self.sessions.get(*session_id).is_some() {
+                    self.sessions
+                        .set_timeout(*session_id, *timeout_ms, txn.time_ms);
+                    applied.outcomes.push(OpOutcome::Session);
+                } else {
+                    problem.get_or_insert_with(|| {
+                        format!("session-timeout: no session {session_id:#x}")
+                    });
+                }
+            }
             TxnOp::Multi(ops) => {
                 for op in ops {
                     self.apply_op(txn, op, applied, problem);

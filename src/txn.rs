@@ -67,6 +67,14 @@ pub enum TxnOp {
     },
     /// Several ops applied atomically under one zxid.
     Multi(Vec<TxnOp>),
+    /// A live session's timeout changes (a reconnect negotiated another).
+    /// Appended last: the variant order is part of the stored format.
+    SessionTimeout {
+        /// The session.
+        session_id: i64,
+        /// The new negotiated timeout.
+        timeout_ms: i32,
+    },
 }
 
 /// A create, with every decision already made.

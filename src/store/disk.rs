@@ -212,7 +212,7 @@ fn remove_tmp_files(dir: &Path) -> Result<()> {
 fn txn_paths_valid(op: &TxnOp) -> bool {
     let ok = |p: &str| path::check(p).is_ok();
     match op {
-        TxnOp::CreateSession { .. } => true,
+        TxnOp::CreateSession { .. } | TxnOp::SessionTimeout { .. } => true,
         TxnOp::CloseSession { ephemerals, .. } => ephemerals.iter().all(|p| ok(p)),
         TxnOp::Create(create) => ok(&create.path),
         TxnOp::Delete { path }

@@ -174,6 +174,41 @@ fn restored_sessions_expire_unless_resumed() {
 }
 
 #[test]
+fn a_resumed_sessions_new_timeout_survives_a_restart() {
+    // The timeout a reconnect negotiates is a txn like every other change,
+    // so a restored session keeps it.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let keeper = open(dir.path(), &clock);
+    let s = keeper.session_with_timeout(Duration::from_secs(2)).unwrap();
+    s.create("/mine", b"", CreateMode::Ephemeral).unwrap();
+    let (id, password) = (s.session_id(), s.password());
+    let resumed = keeper
+        .resume_session(id, &password, Duration::from_secs(8))
+        .unwrap();
+    assert_eq!(resumed.timeout(), Duration::from_secs(8));
+    keeper.shutdown().unwrap();
+    drop((s, resumed));
+
+    let keeper = open(dir.path(), &clock);
+    let observer = keeper
+        .session_with_timeout(Duration::from_secs(10))
+        .unwrap();
+    clock.advance_in_steps(Duration::from_secs(5), Duration::from_millis(100));
+    assert!(
+        observer.exists("/mine").unwrap().is_some(),
+        "alive past the old 2 s timeout"
+    );
+    clock.advance_in_steps(Duration::from_secs(4), Duration::from_millis(100));
+    assert!(
+        observer.exists("/mine").unwrap().is_none(),
+        "expired after the new 8 s timeout"
+    );
+    keeper.check_invariants().unwrap();
+    keeper.shutdown().unwrap();
+}
+
+#[test]
 fn containers_and_ttl_nodes_are_still_reaped_after_a_restart() {
     // The tree's container and TTL indexes are rebuilt from the node kinds,
     // whether the nodes come back from the log or from a snapshot.
@@ -533,8 +568,9 @@ fn a_backup_restores_into_a_new_store_and_into_memory() {
         .unwrap();
     assert_eq!(restored.last_zxid(), zxid);
     restored.check_invariants().unwrap();
+    // Resumed with its own timeout: no timeout txn, so zxids stay comparable.
     let resumed = restored
-        .resume_session(id, &password, Duration::from_secs(5))
+        .resume_session(id, &password, owner.timeout())
         .unwrap();
     assert_eq!(dump(&resumed), before);
     resumed.create("/new", b"", CreateMode::Persistent).unwrap();
