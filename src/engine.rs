@@ -946,6 +946,15 @@ fn server_event(event: watch::EventType) -> EventType {
     }
 }
 
+/// The first multiple of `tick_ms` after `now_ms`. Session deadlines sit on
+/// these boundaries (`SessionTable`), so ticking on them expires a session
+/// at its deadline, as ZooKeeper's session tracker does, instead of up to a
+/// tick later.
+fn next_tick_boundary(now_ms: i64, tick_ms: i64) -> i64 {
+    let tick_ms = tick_ms.max(1);
+    (now_ms.div_euclid(tick_ms) + 1).saturating_mul(tick_ms)
+}
+
 /// Engines driven by the system clock; one process-wide thread ticks them
 /// all, so making a keeper costs no thread spawn.
 static TICKED: std::sync::OnceLock<Mutex<Vec<Weak<Engine>>>> = std::sync::OnceLock::new();
@@ -971,17 +980,21 @@ fn spawn_ticker(engine: Weak<Engine>) {
                 });
                 list.iter().filter_map(Weak::upgrade).collect()
             };
-            let mut sleep_ms = 1000;
+            let mut sleep_ms: i64 = 1000;
             for engine in &engines {
                 let now = engine.clock.now_ms();
                 if now >= engine.next_tick_ms.load(Ordering::Acquire) {
-                    engine
-                        .next_tick_ms
-                        .store(now.saturating_add(engine.config.tick_ms), Ordering::Release);
+                    engine.next_tick_ms.store(
+                        next_tick_boundary(now, engine.config.tick_ms),
+                        Ordering::Release,
+                    );
                     engine.tick(now);
                 }
-                sleep_ms = sleep_ms.min(engine.config.tick_ms.clamp(1, 1000));
+                let now = engine.clock.now_ms();
+                let due = engine.next_tick_ms.load(Ordering::Acquire);
+                sleep_ms = sleep_ms.min(due.saturating_sub(now));
             }
+            let sleep_ms = sleep_ms.clamp(1, 1000);
             drop(engines);
             std::thread::sleep(Duration::from_millis(sleep_ms as u64));
         });

@@ -510,6 +510,27 @@ fn callbacks_run_off_the_engine_lock_and_may_call_back() {
 }
 
 #[test]
+fn a_session_expires_at_its_tick_rounded_deadline() {
+    // Reference: zookeeper-reference.md C.3. ZooKeeper's deadline is the
+    // last touch plus the timeout, rounded up to the next multiple of the
+    // tick; it expires exactly then, not a tick later.
+    let clock = ManualClock::new(T0 + 500);
+    let keeper = Keeper::builder()
+        .clock(clock.clone())
+        .tick(Duration::from_secs(2))
+        .session_timeout_range(Duration::from_secs(4), Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let s = keeper.session_with_timeout(Duration::from_secs(4)).unwrap();
+    s.pause_heartbeats();
+    // Touched at T0 + 500: due at T0 + 4500, rounded up to T0 + 6000.
+    clock.advance(Duration::from_millis(5_499));
+    assert!(!s.is_expired(), "not before the deadline");
+    clock.advance(Duration::from_millis(1));
+    assert!(s.is_expired(), "at the deadline");
+}
+
+#[test]
 fn exists_needs_no_read_permission() {
     // ZooKeeper 3.8 checks no ACL on `exists`: the Stat comes back and the
     // watch is set on a node the caller may not READ.

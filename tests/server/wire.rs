@@ -6,6 +6,7 @@ use innkeeper::proto::{
     Response, SetDataRequest,
 };
 use innkeeper::{Acl, Coordinator};
+use std::time::Duration;
 
 use crate::client::{eventually, four_letter, server, Client};
 
@@ -466,6 +467,29 @@ fn session_expiry_closes_the_socket_and_fires_other_watches() {
         !watcher.events.is_empty()
     });
     assert_eq!(watcher.events[0].event_type, 2);
+}
+
+#[test]
+fn an_unpinged_session_is_closed_by_its_tick_rounded_deadline() {
+    // Reference: C.3. With the system clock, a session that sends nothing
+    // expires at last touch + timeout rounded up to the next tick, as
+    // ZooKeeper's does: within timeout + one tick (plus scheduling slack),
+    // never timeout + two ticks. A bound, not a timing figure.
+    let keeper = crate::client::keeper_builder()
+        .tick(Duration::from_secs(1))
+        .session_timeout_range(Duration::from_secs(2), Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (_keeper, server) = crate::client::server_on(keeper, Default::default());
+    let mut quiet = Client::connect_with(server.local_addr(), 2_000);
+    let start = std::time::Instant::now();
+    assert!(quiet.closed_by_server());
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1_900), "too early: {took:?}");
+    assert!(
+        took < Duration::from_millis(3_600),
+        "later than timeout + one tick: {took:?}"
+    );
 }
 
 #[test]
