@@ -470,6 +470,28 @@ fn session_expiry_closes_the_socket_and_fires_other_watches() {
 }
 
 #[test]
+fn an_expiring_session_is_closed_without_its_own_ephemerals_deletion() {
+    // Apache ZooKeeper 3.8.0 closes an expiring session's socket without
+    // sending it the deletion events of its own watches on its ephemerals
+    // (recorded here 4 of 4 times: the NodeDeleted never arrived, EOF came
+    // at timeout + up to one tick); innkeeper does the same.
+    let (_keeper, server) = server();
+    let mut doomed = Client::connect_with(server.local_addr(), 200);
+    doomed.call(&create(CreateKind::Create, "/mine", None, 1));
+    doomed.call(&Request::Exists {
+        path: "/mine".into(),
+        watch: true,
+    });
+    // No pings from here on.
+    let mut frames = Vec::new();
+    while let Some(body) = doomed.read_frame(crate::client::WAIT) {
+        frames.push(body);
+    }
+    assert!(frames.is_empty(), "{} frames before EOF", frames.len());
+    assert!(doomed.closed_by_server());
+}
+
+#[test]
 fn an_unpinged_session_is_closed_by_its_tick_rounded_deadline() {
     // Reference: C.3. With the system clock, a session that sends nothing
     // expires at last touch + timeout rounded up to the next tick, as
