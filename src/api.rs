@@ -256,7 +256,9 @@ pub trait Coordinator: Send + Sync {
     /// Adds an identity (`digest`, `user:password`).
     fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()>;
 
-    /// The session's identities.
+    /// The session's identities, in the order ZooKeeper 3.8 lists them
+    /// (the iteration order of its `ConcurrentHashMap`-backed set, which
+    /// depends on the identities and the order they were added).
     fn who_am_i(&self) -> Result<Vec<ClientInfo>>;
 
     /// The session's own event stream (events for the default watcher and
@@ -1405,8 +1407,16 @@ impl Coordinator for Session {
 }
 
 /// `whoAmI` entries for a list of identities (digest shows the user only).
+/// `ids` are in the order they were added; the answer is in the order
+/// ZooKeeper 3.8 iterates its `ConcurrentHashMap`-backed `authInfo` set.
 pub(crate) fn client_infos(ids: &[Id]) -> Vec<ClientInfo> {
-    ids.iter()
+    let hashes: Vec<i32> = ids
+        .iter()
+        .map(|id| crate::javaorder::id_hash(&id.scheme, &id.id))
+        .collect();
+    crate::javaorder::concurrent_set_order(&hashes)
+        .into_iter()
+        .map(|i| &ids[i])
         .map(|id| ClientInfo {
             auth_scheme: id.scheme.clone(),
             user: if id.scheme == "digest" {

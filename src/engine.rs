@@ -718,6 +718,37 @@ impl Engine {
         Ok((node.children.iter().cloned().collect(), node.stat()))
     }
 
+    /// `getChildren2` as ZooKeeper 3.8 answers it on the wire: the names in
+    /// the iteration order of its child `HashSet` (`javaorder`), from each
+    /// child's create zxid and the most children the node ever had.
+    pub(crate) fn get_children_wire(
+        &self,
+        session_id: i64,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<(Vec<String>, Stat)> {
+        let state = self.read_state(session_id)?;
+        let node = readable(&state, p, identities)?;
+        self.watch_standard(Table::Child, p, session_id, watch, true);
+        let children = node
+            .children
+            .iter()
+            .map(|name| {
+                let added = state
+                    .tree
+                    .get(&crate::path::join(p, name))
+                    .map_or(0, |child| child.czxid);
+                (name.clone(), added)
+            })
+            .collect();
+        let most = state.tree.child_high_water(p, node);
+        Ok((
+            crate::javaorder::children_order(children, most),
+            node.stat(),
+        ))
+    }
+
     /// Registers a one-shot watch (server side, then client side through
     /// `register`) while the caller still holds the state read lock.
     fn watch_standard(

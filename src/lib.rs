@@ -69,6 +69,7 @@ mod clock;
 mod engine;
 mod error;
 mod event;
+mod javaorder;
 mod node;
 pub mod path;
 mod prep;

@@ -125,6 +125,12 @@ pub struct Tree {
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     acls: HashMap<Vec<Acl>, Arc<[Acl]>>,
+    /// The most children a node ever had at once, kept only for nodes that
+    /// have fewer now: ZooKeeper's child sets never shrink, and the order
+    /// it lists children in depends on their size (`javaorder`). Not in
+    /// snapshots: a tree loaded from one starts from the current counts,
+    /// as ZooKeeper's sets rebuilt from its snapshot do.
+    child_high_water: HashMap<String, usize>,
 }
 
 /// The system nodes every tree starts with (`zookeeper-reference.md` A.2).
@@ -145,6 +151,7 @@ impl Tree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             acls: HashMap::new(),
+            child_high_water: HashMap::new(),
         };
         let open = tree.intern_acl(Acl::open_unsafe());
         let read = tree.intern_acl(vec![Acl::new(Perms::READ, Id::anyone())]);
@@ -186,6 +193,16 @@ impl Tree {
             owner: 0,
             children: BTreeSet::new(),
         }
+    }
+
+    /// The most children the node at `path` ever had at once (since it was
+    /// created, or since the tree was loaded from a snapshot).
+    pub fn child_high_water(&self, path: &str, node: &Node) -> usize {
+        self.child_high_water
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+            .max(node.children.len())
     }
 
     /// True for the four nodes no client may delete.
@@ -291,6 +308,13 @@ impl Tree {
             return false;
         };
         parent.children.insert(path::name(path).to_string());
+        if self
+            .child_high_water
+            .get(parent_path)
+            .is_some_and(|&most| parent.children.len() >= most)
+        {
+            self.child_high_water.remove(parent_path);
+        }
         parent.creates = parent.creates.wrapping_add(1);
         parent.pzxid = zxid;
         match node.kind() {
@@ -341,9 +365,15 @@ impl Tree {
             return None;
         }
         let node = self.nodes.remove(path)?;
-        if let Some(parent) = self.nodes.get_mut(path::parent(path)) {
+        self.child_high_water.remove(path);
+        let parent_path = path::parent(path);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            let before = parent.children.len();
             parent.children.remove(path::name(path));
             parent.pzxid = zxid;
+            let most = self.child_high_water.get(parent_path).copied();
+            self.child_high_water
+                .insert(parent_path.to_string(), most.unwrap_or(0).max(before));
         }
         match node.kind() {
             NodeKind::Ephemeral(session_id) => {
@@ -394,6 +424,12 @@ impl Tree {
     /// Checks the invariants that tie the indexes and counters together;
     /// returns the first violation found.
     pub fn check_invariants(&self, last_zxid: i64) -> Result<(), String> {
+        for (p, most) in &self.child_high_water {
+            match self.nodes.get(p) {
+                Some(node) if node.children.len() < *most => {}
+                _ => return Err(format!("{p}: stale child high-water {most}")),
+            }
+        }
         for (p, node) in &self.nodes {
             if p != "/" {
                 let parent = self

@@ -895,7 +895,7 @@ impl Ctx<'_> {
         let register = |_: bool| self.conn.hold();
         let hook: Option<&dyn Fn(bool)> = if watch { Some(&register) } else { None };
         self.engine
-            .get_children(self.session_id, &self.identities(), path, hook)
+            .get_children_wire(self.session_id, &self.identities(), path, hook)
             .map_err(|e| code(&e))
     }
 
@@ -996,7 +996,7 @@ impl Ctx<'_> {
                 ReadOp::GetChildren(g) => {
                     match self
                         .engine
-                        .get_children(self.session_id, &ids, &g.path, None)
+                        .get_children_wire(self.session_id, &ids, &g.path, None)
                     {
                         Ok((children, _)) => ReadResult::GetChildren { children },
                         Err(e) if e.kind() == ErrorKind::SessionExpired => return Err(code(&e)),

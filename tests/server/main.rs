@@ -4,5 +4,6 @@
 //! `zookeeper-reference.md`.
 
 mod client;
+mod javaorder;
 mod robustness;
 mod wire;

@@ -1,4 +1,4 @@
-import sys, time, struct; sys.path.insert(0,'/tmp/h5py'); from rawzk import *
+import sys, time, struct; import os; sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from rawzk import *
 port=int(sys.argv[1]); r=Raw(port, 4000)
 p='/h5own%d'%int(time.time()*1000)
 print(r.call(1, create(p, b'', 1)))
