@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::path;
 use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
+use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
 use crate::store::snapshot::{self, sync_dir, write_atomically, SnapshotError, TMP_SUFFIX};
 use crate::store::{Durability, Store, StoreOptions, PERIODIC_INTERVAL_MIN};
@@ -104,7 +105,15 @@ fn inspect(dir: &Path) -> Result<DirState> {
         if name == MARKER_FILE {
             return Ok(DirState::Store);
         }
-        let ours = [LOCK_FILE, LOG_DIR, SNAPSHOT_DIR, marker_tmp.as_str()].contains(&name.as_str());
+        let ours = [
+            LOCK_FILE,
+            LOG_DIR,
+            SNAPSHOT_DIR,
+            marker_tmp.as_str(),
+            pending::PENDING_FILE,
+            pending::PENDING_OLD_FILE,
+        ]
+        .contains(&name.as_str());
         if !ours && foreign.is_none() {
             foreign = Some(name);
         }
@@ -268,6 +277,9 @@ struct Shared {
     status: Mutex<Status>,
     stop: Mutex<bool>,
     wake: Condvar,
+    /// The periodic mode's pending log (`pending.rs`): batches are in the
+    /// OS before the engine applies them.
+    pending: Mutex<Option<PendingLog>>,
     /// Held (with an exclusive `flock`) while the store is open; `close`
     /// drops it to release the directory.
     lock_file: Mutex<Option<File>>,
@@ -371,6 +383,7 @@ impl DiskStore {
                     }
                     Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
                 }
+                replay_pending(&layout.dir, &log)?;
                 log
             }
         };
@@ -385,7 +398,14 @@ impl DiskStore {
             applied_zxid: recovered.state.last_zxid,
             ..Status::default()
         };
+        let pending = match options.durability {
+            Durability::Periodic(_) => Some(
+                PendingLog::open(&layout.dir).map_err(|e| io_error(e, "opening", &layout.dir))?,
+            ),
+            Durability::Durable => None,
+        };
         let shared = Arc::new(Shared {
+            pending: Mutex::new(pending),
             layout,
             options,
             log: RwLock::new(Some(log)),
@@ -473,6 +493,13 @@ impl DiskStore {
         match self.shared.options.durability {
             Durability::Durable => log.make_durable(),
             Durability::Periodic(_) => {
+                // In the OS before anyone sees it: a process kill loses
+                // nothing acknowledged, only power loss may.
+                if let Some(pending) = self.shared.pending.lock().as_mut() {
+                    pending
+                        .append(entries)
+                        .map_err(|e| io_error(e, "appending to", &self.shared.layout.dir))?;
+                }
                 self.shared.status.lock().dirty = true;
                 Ok(())
             }
@@ -780,7 +807,7 @@ impl Store for DiskStore {
         match slot.as_ref() {
             Some(log) => {
                 self.shared.status.lock().dirty = false;
-                log.make_durable().inspect_err(|e| {
+                durable_with_pending(&self.shared, log).inspect_err(|e| {
                     self.shared.status.lock().broken = Some(e.clone());
                 })
             }
@@ -843,11 +870,45 @@ fn flush_loop(shared: &Shared, every: Duration) {
         }
         let slot = shared.log.read();
         if let Some(log) = slot.as_ref() {
-            if let Err(e) = log.make_durable() {
+            if let Err(e) = durable_with_pending(shared, log) {
                 shared.status.lock().broken = Some(e);
             }
         }
     }
+}
+
+/// Makes the log durable and then drops the part of the pending log that
+/// the flush covered (moved aside before it, so every batch in it was in
+/// sled's buffers when the flush began).
+fn durable_with_pending(shared: &Shared, log: &Log) -> Result<()> {
+    let dir = &shared.layout.dir;
+    if let Some(pending) = shared.pending.lock().as_mut() {
+        pending
+            .rotate()
+            .map_err(|e| io_error(e, "rotating the pending log in", dir))?;
+    }
+    log.make_durable()?;
+    if shared.pending.lock().is_some() {
+        pending::retire_old(dir).map_err(|e| io_error(e, "removing the pending log in", dir))?;
+    }
+    Ok(())
+}
+
+/// Opening a store: appends to the log what the periodic mode's pending
+/// log holds beyond it (batches a killed process had acknowledged), makes
+/// it durable and removes the pending files.
+fn replay_pending(dir: &Path, log: &Log) -> Result<()> {
+    let entries = pending::read(dir).map_err(|e| io_error(e, "reading the pending log in", dir))?;
+    if entries.is_empty() {
+        return pending::remove(dir).map_err(|e| io_error(e, "removing the pending log in", dir));
+    }
+    let last = log.bounds()?.map(|(_, last)| last);
+    let missing = pending::continuation(entries, last);
+    if !missing.is_empty() {
+        log.append(&missing)?;
+    }
+    log.make_durable()?;
+    pending::remove(dir).map_err(|e| io_error(e, "removing the pending log in", dir))
 }
 
 /// Writes the snapshots `persist` hands over, then retires old snapshots

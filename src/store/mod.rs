@@ -19,6 +19,7 @@ use crate::txn::Txn;
 
 pub(crate) mod codec;
 pub(crate) mod disk;
+pub(crate) mod pending;
 pub(crate) mod sled;
 pub(crate) mod snapshot;
 
@@ -68,10 +69,12 @@ pub enum Durability {
     #[default]
     Durable,
     /// Writes are visible at once and flushed by a background thread at
-    /// this interval (at least 1 ms). A crash loses at most the writes of
+    /// this interval (at least 1 ms), as ZooKeeper with `forceSync=no`:
+    /// each batch is handed to the OS (one `write(2)`, no fsync) before
+    /// anyone sees it, so a process crash or kill loses nothing
+    /// acknowledged. Only power loss or an OS crash may lose the writes of
     /// the last interval (plus the flush time), never part of a write:
-    /// every batch is one atomic unit on disk, and what survives is a
-    /// prefix of the writes in zxid order.
+    /// what survives is a prefix of the writes in zxid order.
     Periodic(Duration),
 }
 
