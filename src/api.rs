@@ -562,10 +562,9 @@ impl KeeperBuilder {
     pub fn build(self) -> Result<Keeper> {
         let clock = self.clock_or_system();
         let config = self.config();
-        let secret = secret_from(clock.now_ms());
         let state = State::new(config.tick_ms);
         Ok(Keeper {
-            engine: Engine::new(state, clock, config, None, secret),
+            engine: Engine::new(state, clock, config, None),
         })
     }
 
@@ -675,7 +674,7 @@ impl KeeperBuilder {
             ))
         })?;
         state.sessions.refresh_all(now_ms);
-        let engine = Engine::new(state, clock, config, None, secret_from(now_ms));
+        let engine = Engine::new(state, clock, config, None);
         engine.reserve_session_ids_through(decoded.header.session_id_high);
         Ok(Keeper { engine })
     }
@@ -692,13 +691,7 @@ impl KeeperBuilder {
         };
         let now_ms = clock.now_ms();
         let (store, recovered) = DiskStore::open(dir, options, now_ms, seed)?;
-        let engine = Engine::new(
-            recovered.state,
-            clock,
-            config,
-            Some(Box::new(store)),
-            secret_from(now_ms),
-        );
+        let engine = Engine::new(recovered.state, clock, config, Some(Box::new(store)));
         engine.reserve_session_ids_through(recovered.session_id_high);
         Ok(Keeper { engine })
     }
@@ -708,15 +701,6 @@ fn read_backup(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         Error::new(ErrorKind::Io).detail(format!("reading the backup {}: {e}", path.display()))
     })
-}
-
-/// A per-keeper secret for session passwords: std's randomly keyed hasher
-/// (seeded from the OS), mixed with the time.
-fn secret_from(now_ms: i64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_i64(now_ms);
-    hasher.finish()
 }
 
 /// A coordination engine: a namespace of nodes, sessions and watches.

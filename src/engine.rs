@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventType, KeeperState};
 use crate::node::{Acl, Id, Perms, Stat};
 use crate::prep::{check_acl, Caller, PrepConfig, View, WriteOp};
-use crate::session::{initial_session_id, password_for};
+use crate::session::{initial_session_id, password_matches};
 use crate::state::{OpOutcome, State};
 use crate::store::Store;
 use crate::txn::{Txn, TxnOp};
@@ -132,7 +132,6 @@ pub(crate) struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     store: Option<Box<dyn Store>>,
-    secret: u64,
     failed: Mutex<Option<Error>>,
     closed: AtomicBool,
     next_reap_ms: AtomicI64,
@@ -149,7 +148,6 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: Config,
         store: Option<Box<dyn Store>>,
-        secret: u64,
     ) -> Arc<Engine> {
         let now = clock.now_ms();
         let next_session_id = state
@@ -178,7 +176,6 @@ impl Engine {
             clock,
             config,
             store,
-            secret,
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
             ticks_running: AtomicBool::new(false),
@@ -316,7 +313,7 @@ impl Engine {
                         Ok(TxnOp::CreateSession {
                             session_id,
                             timeout_ms: *timeout_ms,
-                            password: password_for(session_id, self.secret),
+                            password: crate::random::password(),
                         })
                     }
                     Write::SessionTimeout { timeout_ms } => {
@@ -503,7 +500,7 @@ impl Engine {
             state
                 .sessions
                 .get(session_id)
-                .filter(|s| !s.closing && s.password == password)
+                .filter(|s| !s.closing && password_matches(&s.password, password))
                 .map(|s| s.timeout_ms)
         };
         let current = live(&self.state.read()).ok_or(Error::new(ErrorKind::SessionExpired))?;

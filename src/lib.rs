@@ -73,6 +73,7 @@ mod javaorder;
 mod node;
 pub mod path;
 mod prep;
+mod random;
 pub mod recipes;
 mod remote;
 mod session;

@@ -174,20 +174,17 @@ impl SessionTable {
     }
 }
 
-/// A session's password, derived from its id and the keeper's secret
-/// (splitmix64 over both; only equality matters to clients).
-pub fn password_for(session_id: i64, secret: u64) -> [u8; 16] {
-    let mut state = secret ^ (session_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut out = [0u8; 16];
-    for chunk in out.chunks_mut(8) {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        chunk.copy_from_slice(&z.to_be_bytes());
+/// Whether `given` is the session's password, compared in constant time
+/// (the time taken tells nothing about how many bytes matched).
+pub fn password_matches(stored: &[u8; 16], given: &[u8]) -> bool {
+    if given.len() != stored.len() {
+        return false;
     }
-    out
+    let diff = stored
+        .iter()
+        .zip(given)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(diff) == 0
 }
 
 /// The first session id of a keeper started at `now_ms`, ZooKeeper-style:
@@ -232,10 +229,14 @@ mod tests {
     }
 
     #[test]
-    fn passwords_differ_per_session_and_secret() {
-        assert_ne!(password_for(1, 7), password_for(2, 7));
-        assert_ne!(password_for(1, 7), password_for(1, 8));
-        assert_eq!(password_for(1, 7), password_for(1, 7));
+    fn passwords_match_only_exactly() {
+        let stored = [7u8; 16];
+        assert!(password_matches(&stored, &[7u8; 16]));
+        let mut other = [7u8; 16];
+        other[15] = 8;
+        assert!(!password_matches(&stored, &other));
+        assert!(!password_matches(&stored, &[7u8; 15]));
+        assert!(!password_matches(&stored, &[]));
     }
 
     #[test]

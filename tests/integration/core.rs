@@ -703,3 +703,77 @@ fn a_stale_handle_does_not_close_a_resumed_session() {
     new.close().unwrap();
     assert_eq!(keeper.session_count(), 0);
 }
+
+/// The password scheme innkeeper used before (splitmix64 of a per-keeper
+/// secret and the session id), kept here to prove the attack below works.
+fn old_password(session_id: i64, secret: u64) -> [u8; 16] {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut state = secret ^ (session_id as u64).wrapping_mul(GOLDEN);
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(8) {
+        state = state.wrapping_add(GOLDEN);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_be_bytes());
+    }
+    out
+}
+
+/// Runs the old scheme backwards: the secret that gives `password` to
+/// `session_id`.
+fn old_secret_from(session_id: i64, password: &[u8; 16]) -> u64 {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let unshift = |x: u64, s: u32| (0..64 / s + 1).fold(x, |y, _| x ^ (y >> s));
+    let inverse = |c: u64| {
+        (0..6).fold(c, |inv, _| {
+            inv.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(inv)))
+        })
+    };
+    let mut z = u64::from_be_bytes(password[..8].try_into().unwrap());
+    z = unshift(z, 31).wrapping_mul(inverse(0x94D0_49BB_1331_11EB));
+    z = unshift(z, 27).wrapping_mul(inverse(0xBF58_476D_1CE4_E5B9));
+    z = unshift(z, 30);
+    z.wrapping_sub(GOLDEN) ^ (session_id as u64).wrapping_mul(GOLDEN)
+}
+
+#[test]
+fn session_passwords_tell_nothing_about_each_other() {
+    // Issue 13: one client's id and password must not reveal any other
+    // session's password. The attack that broke the old scheme works on it:
+    assert_eq!(old_secret_from(77, &old_password(77, 0xC0FFEE)), 0xC0FFEE);
+    let (keeper, _) = keeper();
+    let sessions: Vec<_> = (0..200).map(|_| keeper.session().unwrap()).collect();
+    let pairs: Vec<(i64, [u8; 16])> = sessions
+        .iter()
+        .map(|s| (s.session_id(), s.password()))
+        .collect();
+    let distinct: std::collections::HashSet<[u8; 16]> = pairs.iter().map(|(_, p)| *p).collect();
+    assert_eq!(distinct.len(), pairs.len(), "no password repeats");
+    // Knowing any one pair predicts no other password by the old attack,
+    for (id, password) in &pairs {
+        let secret = old_secret_from(*id, password);
+        for (other_id, other_password) in &pairs {
+            if other_id != id {
+                assert_ne!(&old_password(*other_id, secret), other_password);
+            }
+        }
+    }
+    // nor by a fixed difference between consecutive sessions' passwords.
+    let deltas: std::collections::HashSet<[u8; 16]> = pairs
+        .windows(2)
+        .map(|w| std::array::from_fn(|i| w[0].1[i] ^ w[1].1[i]))
+        .collect();
+    assert_eq!(deltas.len(), pairs.len() - 1);
+    // A wrong password, even one byte off, resumes nothing.
+    let (id, mut wrong) = pairs[0];
+    wrong[15] ^= 1;
+    assert_eq!(
+        keeper
+            .resume_session(id, &wrong, Duration::from_secs(1))
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::SessionExpired)
+    );
+}
