@@ -399,6 +399,15 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
                 &mut chunk,
             );
         }
+        Err(e) if e.kind() != ErrorKind::SessionExpired => {
+            // The keeper could not write the session (a full disk, a
+            // closing keeper): no answer, just close, so the client retries
+            // instead of reading timeout 0 as "session expired".
+            eprintln!(
+                "innkeeper: connection {}: no session could be opened or resumed, closing: {e}",
+                conn.id
+            );
+        }
         Err(_) => {
             // Unknown, expired or wrong password: "expired", then close (C.5).
             shared.log(format_args!(

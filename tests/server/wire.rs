@@ -710,3 +710,34 @@ fn multi_read_acl_ops_and_ttl_with_extended_types() {
         0
     );
 }
+
+#[test]
+fn a_session_the_store_cannot_write_closes_the_connection_without_an_answer() {
+    // While writes fail (a full disk), a new connection must not read
+    // "timeout 0, session 0", which clients take for an expired session:
+    // the server closes it and the client retries.
+    let dir = tempfile::tempdir().unwrap();
+    let keeper = crate::client::keeper_builder()
+        .store_faults(innkeeper::StoreFaults {
+            fail_before_write: Some(1),
+            ..Default::default()
+        })
+        .open(dir.path())
+        .unwrap();
+    let (keeper, server) = crate::client::server_on(keeper, Default::default());
+    let mut refused = Client::raw(server.local_addr());
+    let answer = refused.handshake(&innkeeper::proto::ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+    });
+    assert_eq!(answer, None, "no ConnectResponse");
+    assert!(refused.closed_by_server());
+    // Once the disk takes writes again, the retry gets a session.
+    let retried = Client::connect(server.local_addr());
+    assert_ne!(retried.session_id, 0);
+    drop(keeper);
+}
