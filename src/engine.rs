@@ -682,7 +682,7 @@ impl Engine {
         let state = self.read_state(session_id)?;
         // No ACL check: ZooKeeper 3.8 answers `exists` (and sets its watch)
         // on a node the caller may not READ.
-        let found = state.tree.get(p).map(|node| node.stat());
+        let found = state.tree.get(read_target(p)).map(|node| node.stat());
         self.watch_standard(Table::Data, p, session_id, watch, found.is_some());
         Ok(found)
     }
@@ -734,12 +734,12 @@ impl Engine {
             .map(|name| {
                 let added = state
                     .tree
-                    .get(&crate::path::join(p, name))
+                    .get(&crate::path::join(read_target(p), name))
                     .map_or(0, |child| child.czxid);
                 (name.clone(), added)
             })
             .collect();
-        let most = state.tree.child_high_water(p, node);
+        let most = state.tree.child_high_water(read_target(p), node);
         Ok((
             crate::javaorder::children_order(children, most),
             node.stat(),
@@ -774,7 +774,7 @@ impl Engine {
         let state = self.read_state(session_id)?;
         let node = state
             .tree
-            .get(p)
+            .get(read_target(p))
             .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
         if !check_acl(&node.acl, Perms::READ | Perms::ADMIN, identities) {
             return Err(Error::with_path(ErrorKind::NoAuth, p));
@@ -804,7 +804,7 @@ impl Engine {
     ) -> Result<u64> {
         let state = self.read_state(session_id)?;
         readable(&state, p, identities)?;
-        Ok(state.tree.count_descendants(p))
+        Ok(state.tree.count_descendants(read_target(p)))
     }
 
     /// `getEphemerals`: the caller's own, filtered by string prefix.
@@ -948,11 +948,22 @@ impl TimeListener for Engine {
     }
 }
 
+/// The node a read names: ZooKeeper's data tree also holds the root under
+/// `""` (its internal name), so a read of `""` answers the root. A watch
+/// such a read sets stays on `""`, where no event ever fires, as there.
+fn read_target(p: &str) -> &str {
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
 /// The node at `p` if the identities may READ it (NoNode before NoAuth, F.2).
 fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<&'s crate::tree::Node> {
     let node = state
         .tree
-        .get(p)
+        .get(read_target(p))
         .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
     if !check_acl(&node.acl, Perms::READ, identities) {
         return Err(Error::with_path(ErrorKind::NoAuth, p));

@@ -187,10 +187,19 @@ impl<'a> Reader<'a> {
             return Ok(None);
         };
         let bytes = self.read_counted(at, len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Some(text.to_owned())),
-            Err(_) => Err(DecodeError::malformed(at, "string is not valid utf-8")),
-        }
+        // As Java's `new String(bytes, UTF_8)`: invalid sequences become
+        // U+FFFD, so a path holding them names no node (reads answer
+        // NoNode) and is refused by path validation (writes answer
+        // BadArguments), as ZooKeeper 3.8 answers.
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    /// A request's path, where ZooKeeper 3.8 answers a null one with
+    /// MarshallingError (and keeps the connection): null is malformed.
+    pub fn read_path(&mut self) -> Result<String, DecodeError> {
+        let at = self.pos;
+        self.read_ustring()?
+            .ok_or_else(|| DecodeError::malformed(at, "null path"))
     }
 
     /// A `ustring` where null carries no meaning (kazoo sends `""` as null):
@@ -528,16 +537,15 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_rejected_at_the_string() {
+    fn invalid_utf8_reads_as_java_reads_it_and_a_null_path_is_malformed() {
         let b = [0, 0, 0, 0, 0, 0, 0, 2, 0xc3, 0x28];
         let mut r = Reader::new(&b);
         assert_eq!(r.read_i32(), Ok(0));
-        let err = r.read_ustring().unwrap_err();
-        assert_eq!(
-            (err.offset(), err.reason()),
-            (4, "string is not valid utf-8")
-        );
-        assert_eq!(err.to_string(), "string is not valid utf-8 at byte 4");
+        assert_eq!(r.read_ustring(), Ok(Some("\u{FFFD}(".to_string())));
+        let null = [0xff, 0xff, 0xff, 0xff];
+        let err = Reader::new(&null).read_path().unwrap_err();
+        assert_eq!((err.offset(), err.reason()), (0, "null path"));
+        assert_eq!(Reader::new(&null).read_string(), Ok(String::new()));
     }
 
     #[test]

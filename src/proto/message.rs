@@ -280,13 +280,13 @@ impl Request {
         Ok(match op {
             opcode::DELETE => Request::Delete(r.read_record()?),
             opcode::EXISTS => Request::Exists {
-                path: r.read_string()?,
+                path: r.read_path()?,
                 watch: r.read_bool()?,
             },
             opcode::GET_DATA => Request::GetData(r.read_record()?),
             opcode::SET_DATA => Request::SetData(r.read_record()?),
             opcode::GET_ACL => Request::GetAcl {
-                path: r.read_string()?,
+                path: r.read_path()?,
             },
             opcode::SET_ACL => Request::SetAcl {
                 path: r.read_string()?,
@@ -342,7 +342,7 @@ impl Request {
                 prefix_path: r.read_string()?,
             },
             opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
-                path: r.read_string()?,
+                path: r.read_path()?,
             },
             opcode::ADD_WATCH => Request::AddWatch {
                 path: r.read_string()?,

@@ -318,7 +318,7 @@ impl CreateRequest {
         ) {
             return Ok(None);
         }
-        let path = r.read_string()?;
+        let path = r.read_path()?;
         let data = r.read_buffer()?;
         let acl = r.read_vector()?;
         let flags = r.read_i32()?;
@@ -362,7 +362,7 @@ impl Record for DeleteRequest {
 
     fn read(r: &mut Reader<'_>) -> Result<DeleteRequest, DecodeError> {
         Ok(DeleteRequest {
-            path: r.read_string()?,
+            path: r.read_path()?,
             version: r.read_i32()?,
         })
     }
@@ -441,7 +441,7 @@ impl Record for GetDataRequest {
 
     fn read(r: &mut Reader<'_>) -> Result<GetDataRequest, DecodeError> {
         Ok(GetDataRequest {
-            path: r.read_string()?,
+            path: r.read_path()?,
             watch: r.read_bool()?,
         })
     }
@@ -466,7 +466,7 @@ impl Record for GetChildrenRequest {
 
     fn read(r: &mut Reader<'_>) -> Result<GetChildrenRequest, DecodeError> {
         Ok(GetChildrenRequest {
-            path: r.read_string()?,
+            path: r.read_path()?,
             watch: r.read_bool()?,
         })
     }

@@ -673,6 +673,14 @@ impl Ctx<'_> {
                 };
                 self.engine.touch(self.session_id);
                 return match e.kind() {
+                    // deleteContainer (20) is ZooKeeper's internal op: a
+                    // client sending it gets BadArguments and keeps its
+                    // connection, as from ZooKeeper 3.8.
+                    DecodeErrorKind::UnknownOpcode(op) if op == opcode::DELETE_CONTAINER => {
+                        let zxid = self.engine.last_zxid();
+                        self.reply(header.xid, zxid, &Err(ErrorKind::BadArguments.code()), more);
+                        Flow::Continue
+                    }
                     DecodeErrorKind::UnknownOpcode(_) => {
                         self.reply(header.xid, -1, &Err(ErrorKind::Unimplemented.code()), false);
                         self.conn.close_when_flushed();

@@ -741,3 +741,103 @@ fn a_session_the_store_cannot_write_closes_the_connection_without_an_answer() {
     assert_ne!(retried.session_id, 0);
     drop(keeper);
 }
+
+/// Sends one request frame built by hand (`opcode`, then `body`) and
+/// returns the reply header's error code.
+fn raw_call(c: &mut Client, opcode: i32, body: &[u8]) -> (i32, Option<Response>) {
+    let xid: i32 = 4242;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&((8 + body.len()) as i32).to_be_bytes());
+    frame.extend_from_slice(&xid.to_be_bytes());
+    frame.extend_from_slice(&opcode.to_be_bytes());
+    frame.extend_from_slice(body);
+    c.send_bytes(&frame);
+    let (header, response) = c.reply(opcode);
+    assert_eq!(header.xid, xid);
+    (header.err, response)
+}
+
+/// A jute `ustring` of raw bytes (`None`: null).
+fn jute_string(bytes: Option<&[u8]>) -> Vec<u8> {
+    match bytes {
+        None => (-1i32).to_be_bytes().to_vec(),
+        Some(b) => [&(b.len() as i32).to_be_bytes()[..], b].concat(),
+    }
+}
+
+#[test]
+fn odd_paths_and_internal_ops_are_answered_as_zookeeper_answers_them() {
+    // Recorded from Apache ZooKeeper 3.8.0 by tests/data/zk38/wire_small.py
+    // (its output is tests/data/zk38/wire_small.txt); every answer keeps
+    // the connection.
+    let (_keeper, server) = server();
+    let mut c = Client::connect(server.local_addr());
+    let open_acl = [
+        &1i32.to_be_bytes()[..],
+        &31i32.to_be_bytes(),
+        &jute_string(Some(b"world")),
+        &jute_string(Some(b"anyone")),
+    ]
+    .concat();
+    let root_children = match c.call(&Request::GetChildren(GetChildrenRequest {
+        path: "/".into(),
+        watch: false,
+    })) {
+        (_, Some(Response::GetChildren { children })) => children,
+        other => panic!("{other:?}"),
+    };
+    // "" reads as the root (ZooKeeper's internal name for it).
+    let empty = jute_string(Some(b""));
+    assert_eq!(raw_call(&mut c, 4, &[&empty[..], &[0]].concat()).0, 0);
+    match raw_call(&mut c, 3, &[&empty[..], &[0]].concat()) {
+        (0, Some(Response::Exists { .. })) => {}
+        other => panic!("exists(\"\"): {other:?}"),
+    }
+    match raw_call(&mut c, 8, &[&empty[..], &[0]].concat()) {
+        (0, Some(Response::GetChildren { children })) => assert_eq!(children, root_children),
+        other => panic!("getChildren(\"\"): {other:?}"),
+    }
+    assert_eq!(raw_call(&mut c, 6, &empty).0, 0, "getACL(\"\")");
+    // A null path: MarshallingError (−5).
+    let null = jute_string(None);
+    for (opcode, body) in [
+        (4, [&null[..], &[0]].concat()),
+        (3, [&null[..], &[0]].concat()),
+        (8, [&null[..], &[0]].concat()),
+        (12, [&null[..], &[0]].concat()),
+        (6, null.clone()),
+        (2, [&null[..], &(-1i32).to_be_bytes()].concat()),
+        (104, null.clone()),
+        (
+            1,
+            [
+                &null[..],
+                &jute_string(Some(b"")),
+                &open_acl,
+                &0i32.to_be_bytes(),
+            ]
+            .concat(),
+        ),
+    ] {
+        assert_eq!(raw_call(&mut c, opcode, &body).0, -5, "op {opcode}");
+    }
+    // Invalid UTF-8 reads as Java reads it (U+FFFD): no such node for a
+    // read, an invalid path for a write.
+    let bad = jute_string(Some(b"/\xff\xfe"));
+    assert_eq!(raw_call(&mut c, 4, &[&bad[..], &[0]].concat()).0, -101);
+    let create_bad = [
+        &jute_string(Some(b"/h5\xff"))[..],
+        &jute_string(Some(b"")),
+        &open_acl,
+        &0i32.to_be_bytes(),
+    ]
+    .concat();
+    assert_eq!(raw_call(&mut c, 1, &create_bad).0, -8);
+    // deleteContainer (20), ZooKeeper's internal op: BadArguments.
+    assert_eq!(
+        raw_call(&mut c, 20, &jute_string(Some(b"/zookeeper"))).0,
+        -8
+    );
+    // The connection is still in service.
+    assert_eq!(c.err(&get("/", false)), 0);
+}
