@@ -202,9 +202,11 @@ impl Engine {
             return Err(Error::new(ErrorKind::Closed));
         }
         if let Some(e) = self.failed.lock().as_ref() {
-            return Err(Error::new(ErrorKind::Closed).detail(format!(
-                "an earlier store failure stopped writes ({e}); close and reopen the keeper"
-            )));
+            return Err(Error::new(ErrorKind::Closed)
+                .detail(format!(
+                    "an earlier store failure stopped writes ({e}); close and reopen the keeper"
+                ))
+                .cause_of(e));
         }
         Ok(())
     }

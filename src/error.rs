@@ -8,6 +8,7 @@
 //! as it is all the way up.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong. One variant per ZooKeeper error code a server can
 /// produce, plus the few failures of an embedded store.
@@ -249,13 +250,25 @@ impl ErrorKind {
     }
 }
 
-/// An error: a kind, the path it concerns (if any) and a detail message.
-#[derive(Clone, PartialEq, Eq)]
+/// An error: a kind, the path it concerns (if any), a detail message and,
+/// for errors of the disk, the cause (`std::error::Error::source`), so a
+/// caller can tell a full disk from a permission error
+/// ([`Error::io_error_kind`]). Errors compare by kind, path and detail.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     path: Option<String>,
     detail: Option<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        (self.kind, &self.path, &self.detail) == (other.kind, &other.path, &other.detail)
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// An error of `kind` with no path and no detail.
@@ -264,6 +277,7 @@ impl Error {
             kind,
             path: None,
             detail: None,
+            source: None,
         }
     }
 
@@ -272,6 +286,7 @@ impl Error {
         Error {
             kind,
             path: Some(path.into()),
+            source: None,
             detail: None,
         }
     }
@@ -280,6 +295,37 @@ impl Error {
     pub fn detail(mut self, detail: impl Into<String>) -> Error {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// The same error, caused by `cause`.
+    pub(crate) fn caused_by(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+
+    /// The same error with `other`'s cause (a wrapped error keeps it).
+    pub(crate) fn cause_of(mut self, other: &Error) -> Error {
+        if self.source.is_none() {
+            self.source = other.source.clone();
+        }
+        self
+    }
+
+    /// The operating system's error kind behind this error, when an I/O
+    /// error caused it (`StorageFull` for a full disk, `PermissionDenied`,
+    /// …).
+    pub fn io_error_kind(&self) -> Option<std::io::ErrorKind> {
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io.kind());
+            }
+            cause = e.source();
+        }
+        None
     }
 
     /// The same error, naming `path` if it named none.
@@ -336,7 +382,13 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

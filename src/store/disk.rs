@@ -73,7 +73,8 @@ impl Layout {
 }
 
 fn io_error(e: std::io::Error, doing: &str, path: &Path) -> Error {
-    Error::new(ErrorKind::Io).detail(format!("{doing} {}: {e}", path.display()))
+    let detail = format!("{doing} {}: {e}", path.display());
+    Error::new(ErrorKind::Io).detail(detail).caused_by(e)
 }
 
 fn corrupted(detail: impl Into<String>) -> Error {
@@ -466,11 +467,13 @@ impl DiskStore {
             ErrorKind::Corrupted | ErrorKind::IncompatibleStore | ErrorKind::Closed => e.kind(),
             _ => ErrorKind::Io,
         };
-        let e = Error::new(kind).detail(format!(
-            "writing zxids {first:#x}..={last:#x} failed, nothing was applied \
-             (writes resume once the store recovers): {}",
-            e.detail_message().unwrap_or("")
-        ));
+        let e = Error::new(kind)
+            .detail(format!(
+                "writing zxids {first:#x}..={last:#x} failed, nothing was applied \
+                 (writes resume once the store recovers): {}",
+                e.detail_message().unwrap_or("")
+            ))
+            .cause_of(&e);
         self.shared.status.lock().broken = Some(e.clone());
         e
     }

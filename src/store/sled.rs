@@ -132,7 +132,11 @@ fn from_sled(e: ::sled::Error, doing: &str) -> Error {
         | ::sled::Error::ReportableBug(_)
         | ::sled::Error::CollectionNotFound(_) => ErrorKind::Corrupted,
     };
-    Error::new(kind).detail(format!("{doing}: {e}"))
+    let error = Error::new(kind).detail(format!("{doing}: {e}"));
+    match e {
+        ::sled::Error::Io(io) => error.caused_by(io),
+        _ => error,
+    }
 }
 
 /// Runs a sled call, turning a panic into a `Corrupted` error.
@@ -153,7 +157,8 @@ fn guarded<T>(doing: &str, f: impl FnOnce() -> std::result::Result<T, ::sled::Er
 }
 
 fn io_error(e: std::io::Error, doing: &str, path: &Path) -> Error {
-    Error::new(ErrorKind::Io).detail(format!("{doing} {}: {e}", path.display()))
+    let detail = format!("{doing} {}: {e}", path.display());
+    Error::new(ErrorKind::Io).detail(detail).caused_by(e)
 }
 
 /// Removes snapshots sled did not finish writing (see

@@ -174,6 +174,20 @@ fn restored_sessions_expire_unless_resumed() {
 }
 
 #[test]
+fn a_store_error_keeps_its_operating_system_cause() {
+    // `Error::source` carries the io::Error, so callers can tell causes apart.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"not a directory").unwrap();
+    let clock = ManualClock::new(T0);
+    let e = builder(&clock).open(file.join("store")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert_eq!(e.io_error_kind(), Some(std::io::ErrorKind::NotADirectory));
+    let source = std::error::Error::source(&e).expect("a source");
+    assert!(source.downcast_ref::<std::io::Error>().is_some());
+}
+
+#[test]
 fn a_resumed_sessions_new_timeout_survives_a_restart() {
     // The timeout a reconnect negotiates is a txn like every other change,
     // so a restored session keeps it.
@@ -787,6 +801,12 @@ fn a_full_disk_fails_writes_keeps_what_was_acknowledged_and_recovers() {
     }
     let (failed_path, e) = failure.expect("the disk never filled up");
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    // The cause says why: the disk is full (not, say, a permission error).
+    assert_eq!(
+        e.io_error_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{e}"
+    );
     assert!(!acked.is_empty());
     // Reads go on, and nothing acknowledged is missing.
     assert!(s.exists(&failed_path).unwrap().is_none());
