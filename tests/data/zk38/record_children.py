@@ -2,6 +2,12 @@
 create/delete mixes under fresh parents.
 Usage: record_children.py PORT SEED CASES > children.json"""
 import json, random, sys
+
+def write_compact(d):
+    """One case per line, so a re-recording diffs case by case."""
+    cases = d.pop('cases')
+    head = json.dumps(d, ensure_ascii=False)[:-1]
+    sys.stdout.write(head + ', "cases": [\n' + ',\n'.join(json.dumps(c, ensure_ascii=False, separators=(',', ':')) for c in cases) + '\n]}\n')
 from kazoo.client import KazooClient
 
 port, seed, cases = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -36,4 +42,4 @@ for c in range(cases):
     steps.append(['list', zk.get_children(parent)])
     out.append({'steps': steps})
 zk.stop()
-json.dump({'server': 'Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2)', 'seed': seed, 'cases': out}, sys.stdout, indent=0, ensure_ascii=False)
+write_compact({'server': 'Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2)', 'seed': seed, 'cases': out})

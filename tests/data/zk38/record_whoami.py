@@ -2,6 +2,12 @@
 digest authentications (some duplicated, some with the super digest).
 Usage: record_whoami.py PORT SEED CASES > whoami.json"""
 import json, os, random, struct, sys
+
+def write_compact(d):
+    """One case per line, so a re-recording diffs case by case."""
+    cases = d.pop('cases')
+    head = json.dumps(d, ensure_ascii=False)[:-1]
+    sys.stdout.write(head + ', "cases": [\n' + ',\n'.join(json.dumps(c, ensure_ascii=False, separators=(',', ':')) for c in cases) + '\n]}\n')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rawzk import Raw, s
 
@@ -43,4 +49,4 @@ for c in range(cases):
         auth(r, 'digest', cred)
     out.append({'auths': creds, 'whoami': whoami(r)})
     r.sock.close()
-json.dump({'server': 'Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2)', 'super': super_cred, 'seed': seed, 'cases': out}, sys.stdout, indent=1)
+write_compact({'server': 'Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2)', 'super': super_cred, 'seed': seed, 'cases': out})
