@@ -22,7 +22,7 @@ use crate::prep::{digest_identity, PrepConfig, WriteOp};
 use crate::state::{OpOutcome, State};
 use crate::store::disk::{snapshot_error, DiskStore};
 use crate::store::{
-    snapshot, Durability, StoreFaults, StoreOptions, CACHE_BYTES_DEFAULT,
+    snapshot, Durability, StoreFaults, StoreOptions, StoreReport, CACHE_BYTES_DEFAULT,
     SNAPSHOT_EVERY_TXNS_DEFAULT,
 };
 use crate::watch::Table;
@@ -679,6 +679,42 @@ impl KeeperBuilder {
         Ok(Keeper { engine })
     }
 
+    /// Builds an in-memory keeper holding the state stored in `dir`, without
+    /// changing the directory (damaged snapshots are skipped, not set
+    /// aside). Writes to the copy stay in memory. Used for offline reads of
+    /// a data directory.
+    ///
+    /// # Errors
+    ///
+    /// `StoreLocked` when a keeper (a running server) has the directory
+    /// open; `BadArguments` when it holds no store; otherwise those of
+    /// [`open`](KeeperBuilder::open).
+    ///
+    /// ```
+    /// use innkeeper::{Coordinator, CreateMode, Keeper};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let keeper = Keeper::open(dir.path())?;
+    /// keeper.session()?.create("/a", b"1", CreateMode::Persistent)?;
+    /// assert!(Keeper::builder().open_read_only(dir.path()).is_err(), "held by the keeper");
+    /// keeper.shutdown()?;
+    /// drop(keeper);
+    /// let copy = Keeper::builder().open_read_only(dir.path())?;
+    /// assert_eq!(copy.session()?.get_data("/a")?.0, b"1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(self, dir: impl AsRef<Path>) -> Result<Keeper> {
+        let clock = self.clock_or_system();
+        let config = self.config();
+        let now_ms = clock.now_ms();
+        let (recovered, _) = crate::store::disk::read_only(dir.as_ref(), config.tick_ms, now_ms)?;
+        let mut state = recovered.state;
+        state.sessions.refresh_all(now_ms);
+        let engine = Engine::new(state, clock, config, None);
+        engine.reserve_session_ids_through(recovered.session_id_high);
+        Ok(Keeper { engine })
+    }
+
     fn open_store(self, dir: &Path, seed: Option<&[u8]>) -> Result<Keeper> {
         let clock = self.clock_or_system();
         let config = self.config();
@@ -752,6 +788,31 @@ impl Keeper {
     /// settings (see [`KeeperBuilder::restore`] for the errors and an example).
     pub fn restore(backup: impl AsRef<Path>, dir: impl AsRef<Path>) -> Result<Keeper> {
         KeeperBuilder::default().restore(backup, dir)
+    }
+
+    /// Reads the store in `dir` without changing it and checks every
+    /// record: node and session counts, last zxid, log and snapshot sizes,
+    /// and each snapshot or log entry that does not decode.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`KeeperBuilder::open_read_only`]; a store whose state
+    /// cannot be recovered at all fails with `Corrupted`.
+    pub fn inspect_store(dir: impl AsRef<Path>) -> Result<StoreReport> {
+        let now_ms = SystemClock::new().now_ms();
+        let tick_ms = KeeperBuilder::default().config().tick_ms;
+        crate::store::disk::read_only(dir.as_ref(), tick_ms, now_ms).map(|(_, report)| report)
+    }
+
+    /// The ephemeral owner stored for the node at `path` as ZooKeeper's
+    /// server keeps it, which also tells the node's kind (clients see 0 for
+    /// the last two): a session id for an ephemeral, `0` for a plain
+    /// persistent node, `0x8000000000000000` for a container, and
+    /// `0xFF00000000000000 | ttl_ms` for a TTL node. `None` if there is no
+    /// such node.
+    pub fn stored_ephemeral_owner(&self, path: &str) -> Option<i64> {
+        self.engine
+            .with_state(|state| state.tree.get(path).map(|node| node.owner))
     }
 
     /// Writes a consistent snapshot of the whole keeper (nodes, sessions,

@@ -101,7 +101,9 @@ pub use node::{digest_id, Acl, CreateMode, Id, Perms, Stat};
 pub use remote::{RemoteBuilder, RemoteSession};
 #[doc(hidden)]
 pub use store::{fuzz_decode, StoreFaults};
-pub use store::{Durability, CACHE_BYTES_DEFAULT, SNAPSHOT_EVERY_TXNS_DEFAULT};
+pub use store::{
+    Durability, SnapshotFile, StoreReport, CACHE_BYTES_DEFAULT, SNAPSHOT_EVERY_TXNS_DEFAULT,
+};
 
 /// Default largest node data: 1 MiB, ZooKeeper's `jute.maxbuffer` (0xFFFFF).
 pub const DATA_BYTES_MAX_DEFAULT: usize = 0xFFFFF;

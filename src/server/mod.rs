@@ -32,6 +32,10 @@
 mod conn;
 mod words;
 
+/// A time as Java's `Date.toString()` prints it in UTC (zkCli's Stat format).
+#[doc(hidden)]
+pub use words::java_date;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

@@ -383,7 +383,7 @@ fn java_double(value: f64) -> String {
 
 /// Milliseconds since the epoch as Java's `Date.toString()` in UTC:
 /// `Wed Nov 25 19:35:57 UTC 2026`.
-fn java_date(ms: i64) -> String {
+pub fn java_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -20,7 +20,9 @@ use crate::store::codec::{self, Record, FORMAT_VERSION};
 use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
 use crate::store::snapshot::{self, sync_dir, write_atomically, SnapshotError, TMP_SUFFIX};
-use crate::store::{Durability, Store, StoreOptions, PERIODIC_INTERVAL_MIN};
+use crate::store::{
+    Durability, SnapshotFile, Store, StoreOptions, StoreReport, PERIODIC_INTERVAL_MIN,
+};
 use crate::txn::{Txn, TxnOp};
 
 /// The file whose presence makes a directory an innkeeper store.
@@ -629,6 +631,18 @@ fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Resul
 /// Loads the newest usable snapshot and replays the log after it.
 /// Returns the state, how many txns were replayed, and the base zxid.
 fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Recovered, u64, i64)> {
+    recover_with(layout, log, tick_ms, now_ms, true)
+}
+
+/// [`recover`], optionally leaving damaged snapshots where they are (a
+/// read-only look changes nothing in the directory).
+fn recover_with(
+    layout: &Layout,
+    log: &Log,
+    tick_ms: i64,
+    now_ms: i64,
+    set_aside_damaged: bool,
+) -> Result<(Recovered, u64, i64)> {
     let snapshots = list_snapshots(&layout.snapshots)?;
     let bounds = log.bounds()?;
     let mut problems: Vec<String> = Vec::new();
@@ -736,7 +750,7 @@ fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Rec
     }
     // Recovery succeeded without them: set damaged snapshots aside so the
     // retention of the two newest counts only good ones.
-    for path in damaged {
+    for path in damaged.into_iter().filter(|_| set_aside_damaged) {
         let mut aside = path.clone().into_os_string();
         aside.push(DAMAGED_SUFFIX);
         fs::rename(&path, &aside).map_err(|e| io_error(e, "renaming", &path))?;
@@ -954,4 +968,129 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads the state of the store in `dir` without writing to it, and checks
+/// every record it holds: every snapshot file is decoded in full (CRC
+/// frames) and every log entry is decoded, not only those recovery replays.
+/// Fails with `StoreLocked` when a keeper (a running server) has the
+/// directory open, `BadArguments` when it holds no store.
+pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recovered, StoreReport)> {
+    let layout = Layout::new(dir);
+    match inspect(dir)? {
+        DirState::Store => {}
+        DirState::Empty => {
+            return Err(Error::new(ErrorKind::BadArguments)
+                .detail(format!("{} holds no innkeeper store", dir.display())))
+        }
+        DirState::Foreign(name) => {
+            return Err(Error::new(ErrorKind::IncompatibleStore).detail(format!(
+                "{} holds {name:?} but no {MARKER_FILE} file: not an innkeeper store",
+                dir.display()
+            )))
+        }
+    }
+    check_marker(&layout.marker)?;
+    let lock_file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&layout.lock)
+        .map_err(|e| io_error(e, "opening", &layout.lock))?;
+    match lock_file.try_lock_exclusive() {
+        Ok(()) => {}
+        Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+            return Err(Error::new(ErrorKind::StoreLocked).detail(format!(
+                "{} is held by a running server (or another keeper): stop it, \
+                 or ask the server instead of reading its directory",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(io_error(e, "locking", &layout.lock)),
+    }
+    // A small cache: this is one pass over the log.
+    let log = Log::open(&layout.log, 16 << 20)?;
+    match log.format()? {
+        None => {
+            return Err(corrupted(format!(
+                "{} has a marker but its log holds no format key",
+                dir.display()
+            )))
+        }
+        Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
+    }
+    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false)?;
+    recovered.state.check_invariants().map_err(|problem| {
+        corrupted(format!(
+            "{}: the recovered state is inconsistent: {problem}",
+            dir.display()
+        ))
+    })?;
+    let mut report = StoreReport {
+        last_zxid: recovered.state.last_zxid,
+        node_count: recovered.state.tree.len(),
+        session_count: recovered.state.sessions.len(),
+        log_bytes: dir_bytes(&layout.log),
+        ..StoreReport::default()
+    };
+    if let Some((first, last)) = log.bounds()? {
+        report.log_first_zxid = first;
+        report.log_last_zxid = last;
+    }
+    log.for_each_above(i64::MIN, |zxid, bytes| {
+        match codec::decode_txn(bytes) {
+            Ok(txn) if txn.zxid == zxid && txn_paths_valid(&txn.op) => report.log_records += 1,
+            Ok(txn) => report.problems.push(format!(
+                "log entry {zxid:#x} holds a damaged txn (zxid {:#x})",
+                txn.zxid
+            )),
+            Err(e) => report.problems.push(format!("log entry {zxid:#x}: {e}")),
+        }
+        Ok(())
+    })?;
+    for (zxid, path) in list_snapshots(&layout.snapshots)? {
+        let bytes = fs::read(&path).map_err(|e| io_error(e, "reading", &path))?;
+        let ok = match snapshot::decode(&bytes, tick_ms, now_ms) {
+            Ok(decoded) if decoded.header.zxid == zxid => true,
+            Ok(decoded) => {
+                report.problems.push(format!(
+                    "{} holds zxid {:#x}",
+                    path.display(),
+                    decoded.header.zxid
+                ));
+                false
+            }
+            Err(e) => {
+                report
+                    .problems
+                    .push(snapshot_error(e, &path.display().to_string()).to_string());
+                false
+            }
+        };
+        report.snapshots.push(SnapshotFile {
+            path,
+            zxid,
+            bytes: bytes.len() as u64,
+            ok,
+        });
+    }
+    drop(log);
+    drop(lock_file);
+    Ok((recovered, report))
+}
+
+/// Total size of the files under `dir` (0 if it cannot be read).
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(std::result::Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

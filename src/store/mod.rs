@@ -23,6 +23,43 @@ pub(crate) mod pending;
 pub(crate) mod sled;
 pub(crate) mod snapshot;
 
+/// What [`Keeper::inspect_store`](crate::Keeper::inspect_store) found in a
+/// store directory: counts, sizes, and every record it could not decode.
+#[derive(Debug, Clone, Default)]
+pub struct StoreReport {
+    /// The zxid of the last txn on disk.
+    pub last_zxid: i64,
+    /// Nodes in the recovered tree (system nodes included).
+    pub node_count: usize,
+    /// Sessions in the recovered session table.
+    pub session_count: usize,
+    /// Bytes under the log directory.
+    pub log_bytes: u64,
+    /// Entries in the txn log, all decoded and checked.
+    pub log_records: u64,
+    /// zxid of the first log entry (0 if the log is empty).
+    pub log_first_zxid: i64,
+    /// zxid of the last log entry (0 if the log is empty).
+    pub log_last_zxid: i64,
+    /// Snapshot files, newest first.
+    pub snapshots: Vec<SnapshotFile>,
+    /// Each damaged record or file, one line each; empty when all is well.
+    pub problems: Vec<String>,
+}
+
+/// One snapshot file of a store.
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+    /// The zxid it holds.
+    pub zxid: i64,
+    /// Its size.
+    pub bytes: u64,
+    /// True when it decoded in full with every checksum right.
+    pub ok: bool,
+}
+
 /// A place txns are written to before they become visible.
 pub(crate) trait Store: Send + Sync {
     /// Writes the batch atomically (all txns or none) and, in the durable

@@ -1,5 +1,5 @@
-//! The `innkeeper` command line: `innkeeper serve` runs a ZooKeeper-wire-compatible
-//! server that zkCli, Curator, kazoo and other ZooKeeper clients can use.
+//! `innkeeper serve`: a ZooKeeper-wire-compatible server that zkCli,
+//! Curator, kazoo and other ZooKeeper clients can use.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -7,27 +7,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 use innkeeper::server::{FourLetterWords, Server, ServerConfig};
 use innkeeper::Keeper;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "innkeeper",
-    version,
-    about = "An embeddable coordination engine that behaves like Apache ZooKeeper"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Serve the ZooKeeper client protocol on a TCP port (a stand-in for a
-    /// standalone ZooKeeper 3.8 server).
-    Serve(ServeArgs),
-}
 
 /// How writes reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,7 +21,7 @@ enum Durability {
 }
 
 #[derive(clap::Args, Debug)]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -48,9 +30,9 @@ struct ServeArgs {
     #[arg(long, short, default_value_t = 2181)]
     port: u16,
 
-    /// Directory for the durable store.
-    #[arg(long, default_value = "./innkeeper-data")]
-    data_dir: PathBuf,
+    /// Seed the (fresh) keeper with the nodes of a dump file before serving.
+    #[arg(long, value_name = "FILE")]
+    load: Option<PathBuf>,
 
     /// Keep everything in memory: nothing survives a restart.
     #[arg(long)]
@@ -135,7 +117,7 @@ fn install_signal_handlers() {
 /// Opens the keeper the flags describe: the durable store in `data_dir`
 /// (with the chosen durability), or memory with `--in-memory`. The returned
 /// mode name goes into the ready line, which `.ci/interop.sh` reads.
-fn open_keeper(args: &ServeArgs) -> innkeeper::Result<(Keeper, &'static str)> {
+fn open_keeper(args: &ServeArgs, data_dir: &Path) -> innkeeper::Result<(Keeper, &'static str)> {
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let mut builder = Keeper::builder()
         .tick(tick)
@@ -162,26 +144,32 @@ fn open_keeper(args: &ServeArgs) -> innkeeper::Result<(Keeper, &'static str)> {
             (innkeeper::Durability::Periodic(every), "periodic")
         }
     };
-    Ok((builder.durability(durability).open(&args.data_dir)?, mode))
+    Ok((builder.durability(durability).open(data_dir)?, mode))
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
     let started = Instant::now();
     install_signal_handlers();
-    let (keeper, mode) = match open_keeper(&args) {
+    let (keeper, mode) = match open_keeper(&args, &data_dir) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("innkeeper: cannot open the keeper: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(file) = &args.load {
+        if let Err(e) = seed(&keeper, file) {
+            eprintln!("innkeeper: --load {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let config = ServerConfig {
         bind: SocketAddr::new(args.bind, args.port),
         frame_len_max: args.max_frame_bytes,
         connections_per_ip_max: args.max_client_connections,
         four_letter_words: FourLetterWords::parse(&args.four_letter_words),
         verbose: args.verbose,
-        data_dir: (!args.in_memory).then(|| args.data_dir.clone()),
+        data_dir: (!args.in_memory).then(|| data_dir.clone()),
         ..ServerConfig::default()
     };
     let server = match Server::start(keeper.clone(), config) {
@@ -197,7 +185,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     eprintln!(
         "innkeeper: serving ZooKeeper clients on {} (data: {}, mode: {mode}) ready in {} µs",
         server.local_addr(),
-        describe_dir(&args.data_dir, args.in_memory),
+        describe_dir(&data_dir, args.in_memory),
         started.elapsed().as_micros()
     );
     while !STOP.load(Ordering::SeqCst) {
@@ -220,9 +208,20 @@ fn describe_dir(dir: &Path, in_memory: bool) -> String {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve(args),
+/// `--load`: the dump's nodes into a keeper that holds none yet.
+fn seed(keeper: &Keeper, file: &Path) -> innkeeper::Result<()> {
+    let dump = crate::client::read_dump(file)?;
+    let session = keeper.session()?;
+    let user_nodes = innkeeper::Coordinator::get_children(&session, "/")?
+        .iter()
+        .filter(|name| name.as_str() != "zookeeper")
+        .count();
+    if user_nodes > 0 {
+        return Err(innkeeper::Error::new(innkeeper::ErrorKind::NodeExists).detail(
+            "the keeper already holds nodes: --load seeds a fresh one (an empty --data-dir, or --in-memory)",
+        ));
     }
+    let loaded = crate::dump::load(&session, &dump, None, false)?;
+    crate::client::report_loaded(&loaded);
+    session.close()
 }
