@@ -38,7 +38,7 @@ INNKEEPER_ZK=$INNKEEPER_ZK_ENSEMBLE INNKEEPER_ZK_ENSEMBLE=$INNKEEPER_ZK_ENSEMBLE
   cargo test --test conformance failover:: -- --nocapture --test-threads=1
 
 bin=${INNKEEPER_BIN:-}
-if [[ -z $bin && -f src/bin/innkeeper.rs ]]; then
+if [[ -z $bin && ( -f src/bin/innkeeper.rs || -f src/bin/innkeeper/main.rs ) ]]; then
   cargo build --bin innkeeper
   bin=${CARGO_TARGET_DIR:-target}/debug/innkeeper
 fi

@@ -18,6 +18,8 @@
 # data, log and pid file. Every wait is bounded by $ZK_WAIT_SECS (default 60).
 # The JVM runs with extended types (TTL nodes) enabled, a 1 s container reaper, no fsync and a
 # small heap; tickTime is 1000 ms, so sessions may ask for 2..20 s.
+# $ZK_EXTRA_CONFIG (newline-separated zoo.cfg lines) is appended to every server's config, e.g.
+# "admin.enableServer=true" and "admin.serverPort=PORT" for the AdminServer.
 set -euo pipefail
 
 ZK_BASE=${ZK_BASE:-/tmp/innkeeper-zk}
@@ -27,7 +29,14 @@ ZK_WAIT_SECS=${ZK_WAIT_SECS:-60}
 ZK_JARS=${ZK_JARS:-/usr/share/java}
 
 classpath() {
-  echo "$ZK_JARS/zookeeper.jar:$ZK_JARS/zookeeper-jute.jar:$ZK_JARS/slf4j-simple.jar"
+  local cp="$ZK_JARS/zookeeper.jar:$ZK_JARS/zookeeper-jute.jar:$ZK_JARS/slf4j-simple.jar"
+  # The AdminServer (admin.enableServer=true) needs Jetty, the servlet API and Jackson.
+  local jar
+  for jar in servlet-api jetty9-server jetty9-servlet jetty9-http jetty9-io jetty9-util \
+    jetty9-security jackson-databind jackson-core jackson-annotations; do
+    [[ -f $ZK_JARS/$jar.jar ]] && cp="$cp:$ZK_JARS/$jar.jar"
+  done
+  echo "$cp"
 }
 
 # four_letter PORT WORD: the server's answer, or nothing.
@@ -53,6 +62,7 @@ write_config() {
     echo "maxClientCnxns=0"
     echo "forceSync=no"
     for line in "$@"; do echo "$line"; done
+    if [[ -n ${ZK_EXTRA_CONFIG:-} ]]; then printf '%s\n' "$ZK_EXTRA_CONFIG"; fi
   } >"$dir/zoo.cfg"
 }
 

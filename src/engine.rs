@@ -482,7 +482,10 @@ impl Engine {
             Written::Session {
                 session_id,
                 password,
-            } => Ok((session_id, password)),
+            } => {
+                tracing::info!(target: "innkeeper::session", "session {session_id:#x} opened (timeout {timeout_ms} ms)");
+                Ok((session_id, password))
+            }
             _ => Err(Error::new(ErrorKind::SystemError)),
         }
     }
@@ -540,6 +543,7 @@ impl Engine {
     pub(crate) fn close_session(&self, session_id: i64) -> Result<()> {
         let hooks = self.hooks.read().get(&session_id).cloned();
         self.write(session_id, Vec::new(), Write::CloseSession, None)?;
+        tracing::info!(target: "innkeeper::session", "session {session_id:#x} closed");
         if let Some(h) = hooks {
             h.sink.read().ended(KeeperState::Closed);
         }
@@ -567,6 +571,14 @@ impl Engine {
                 *h.sink.write() = sink;
             } else {
                 sink.ended(KeeperState::Expired);
+            }
+        }
+        match &closed {
+            Ok(_) => {
+                tracing::info!(target: "innkeeper::session", "session {session_id:#x} expired")
+            }
+            Err(e) => {
+                tracing::error!(target: "innkeeper::session", "expiring session {session_id:#x} failed: {e}")
             }
         }
         closed.map(|_| ())
@@ -1040,6 +1052,6 @@ fn spawn_ticker(engine: Weak<Engine>) {
             std::thread::sleep(Duration::from_millis(sleep_ms as u64));
         });
     if let Err(e) = spawned {
-        eprintln!("innkeeper: cannot start the expiry thread: {e}");
+        tracing::error!("cannot start the expiry thread: {e}");
     }
 }

@@ -70,6 +70,7 @@ mod engine;
 mod error;
 mod event;
 mod javaorder;
+mod metrics;
 mod node;
 pub mod path;
 mod prep;

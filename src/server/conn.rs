@@ -716,9 +716,10 @@ impl Ctx<'_> {
             _ => self.engine.last_zxid(),
         };
         self.reply(header.xid, zxid, &answer, more && flow == Flow::Continue);
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         if op != opcode::PING {
-            self.shared.stats.latency.lock().record(elapsed_ms);
+            self.shared.record_request(op_name(op), elapsed);
         }
         {
             let mut info = self.conn.info.lock();

@@ -29,8 +29,13 @@
 //! * at most [`ServerConfig::connections_per_ip_max`] connections per peer
 //!   address (0 = unlimited), refused at accept.
 
+mod admin;
 mod conn;
 mod words;
+
+pub use admin::HttpEndpoint;
+/// The four-letter words a server knows (what `4lw.commands.whitelist` may name).
+pub use words::FOUR_LETTER_WORDS;
 
 /// A time as Java's `Date.toString()` prints it in UTC (zkCli's Stat format).
 #[doc(hidden)]
@@ -111,6 +116,8 @@ pub struct ServerConfig {
     pub verbose: bool,
     /// Shown by `conf`/`envi` (the data directory, if any).
     pub data_dir: Option<PathBuf>,
+    /// Requests slower than this are logged at warn level (default: none).
+    pub slow_request: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +133,7 @@ impl Default for ServerConfig {
             write_stall_timeout: Duration::from_secs(30),
             verbose: false,
             data_dir: None,
+            slow_request: None,
         }
     }
 }
@@ -136,6 +144,10 @@ pub(crate) struct Stats {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub latency: Mutex<Latency>,
+    /// Per-op latency histograms for `/metrics`.
+    pub requests: crate::metrics::RequestMetrics,
+    /// Requests logged as slow.
+    pub slow_requests: AtomicU64,
 }
 
 /// Request latency in ms, as ZooKeeper reports it.
@@ -225,9 +237,22 @@ impl Shared {
         }
     }
 
+    /// Connection-level events (opened, closed, refused, errors): debug
+    /// level, which `innkeeper serve --verbose` shows.
     fn log(&self, line: std::fmt::Arguments<'_>) {
-        if self.config.verbose {
-            eprintln!("innkeeper: {line}");
+        tracing::debug!(target: "innkeeper::server", "{line}");
+    }
+
+    /// Accounts one answered request (not pings): the min/avg/max latency
+    /// of `srvr`/`mntr`, the per-op histogram of `/metrics`, and a warning
+    /// when it was slower than [`ServerConfig::slow_request`].
+    pub(crate) fn record_request(&self, op: &'static str, elapsed: Duration) {
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.stats.latency.lock().record(elapsed_ms);
+        self.stats.requests.record(op, elapsed);
+        if self.config.slow_request.is_some_and(|slow| elapsed > slow) {
+            self.stats.slow_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "innkeeper::server", "slow request: {op} took {elapsed_ms} ms");
         }
     }
 }
@@ -271,6 +296,20 @@ impl Server {
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Serves ZooKeeper's AdminServer on `addr`: `GET /commands/NAME`
+    /// answers JSON with ZooKeeper 3.8's command names and keys. Stops when
+    /// the returned endpoint is dropped.
+    pub fn serve_admin(&self, addr: SocketAddr) -> io::Result<HttpEndpoint> {
+        admin::start(self.shared.clone(), addr, admin::Kind::Admin)
+    }
+
+    /// Serves Prometheus metrics on `addr`: `GET /metrics` in the text
+    /// format, with mntr's names plus per-op latency histograms, commit
+    /// batch sizes and flush latency. Stops when the endpoint is dropped.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<HttpEndpoint> {
+        admin::start(self.shared.clone(), addr, admin::Kind::Metrics)
     }
 
     /// Number of open client connections.

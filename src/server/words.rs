@@ -17,11 +17,54 @@ pub(crate) const VERSION: &str = concat!(
     ", built on 1970-01-01 00:00 UTC"
 );
 
+/// Every word ZooKeeper 3.8 knows.
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
+    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
+];
+
+/// ZooKeeper 3.8's `mntr` keys after `version` and `server_state`, in its
+/// order, with the kind of value and what an idle standalone server
+/// reports (taken from a ZooKeeper 3.8.0 server's `mntr`).
+const MNTR_KEYS: &str = include_str!("mntr_keys.tsv");
+
+/// One `mntr` value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Int(v) => v.to_string(),
+            Value::Float(v) => java_double(*v),
+            Value::Text(v) => v.clone(),
+        }
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        match self {
+            Value::Int(v) => serde_json::Value::from(*v),
+            Value::Float(v) => serde_json::Value::from(*v),
+            Value::Text(v) => serde_json::Value::from(v.as_str()),
+        }
+    }
+}
+
 /// The text a word answers (the caller writes it and closes).
 pub(crate) fn answer(shared: &Shared, word: &str) -> String {
     if !shared.config.four_letter_words.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    answer_unchecked(shared, word)
+}
+
+/// The text of a word, whitelist or not (the AdminServer is not subject
+/// to `4lw.commands.whitelist`).
+pub(crate) fn answer_unchecked(shared: &Shared, word: &str) -> String {
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -37,7 +80,10 @@ pub(crate) fn answer(shared: &Shared, word: &str) -> String {
         "dump" => dump(shared),
         "crst" => "Connection stats reset.\n".to_string(),
         "srst" => "Server stats reset.\n".to_string(),
-        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        "dirs" => {
+            let size = data_dir_bytes(shared);
+            format!("datadir_size: {size}\nlogdir_size: {size}\n")
+        }
         "gtmk" | "stmk" => "0\n".to_string(),
         _ => String::new(),
     }
@@ -45,7 +91,7 @@ pub(crate) fn answer(shared: &Shared, word: &str) -> String {
 
 /// ZooKeeper counts `""` as an alias of `/` in its node map, so a fresh
 /// server reports 5 nodes (reference A.2); report the same.
-fn node_count(shared: &Shared) -> usize {
+pub(crate) fn node_count(shared: &Shared) -> usize {
     shared.keeper.node_count() + 1
 }
 
@@ -95,6 +141,17 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
 }
 
 fn mntr(shared: &Shared) -> String {
+    let mut out = String::new();
+    for (key, value) in monitor(shared) {
+        let _ = writeln!(out, "zk_{key}\t{}", value.text());
+    }
+    out
+}
+
+/// Every `mntr` key with its value, in ZooKeeper 3.8's order. Keys for
+/// parts innkeeper does not have (quorum, request throttling, processor
+/// queues, …) carry what an idle standalone ZooKeeper reports.
+pub(crate) fn monitor(shared: &Shared) -> Vec<(String, Value)> {
     let latency = *shared.stats.latency.lock();
     let engine = &shared.keeper.engine;
     let (sessions, ephemerals, data_size) = engine.with_state(|s| {
@@ -105,50 +162,67 @@ fn mntr(shared: &Shared) -> String {
         )
     });
     let watches = engine.with_watches(|w| w.len());
-    let mut out = String::new();
-    let mut kv = |k: &str, v: String| {
-        let _ = writeln!(out, "zk_{k}\t{v}");
+    let count = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let counter = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let real = |key: &str| -> Option<Value> {
+        Some(match key {
+            // ZooKeeper rounds its averages to 4 decimals.
+            "avg_latency" => Value::Float((latency.avg_ms() * 10_000.0).round() / 10_000.0),
+            "max_latency" => counter(latency.max_ms),
+            "min_latency" => counter(latency.min_ms),
+            "packets_received" => counter(shared.stats.packets_received.load(Ordering::Relaxed)),
+            "packets_sent" => counter(shared.stats.packets_sent.load(Ordering::Relaxed)),
+            "num_alive_connections" => count(shared.connections().len()),
+            "outstanding_requests" => Value::Int(0),
+            "znode_count" => count(node_count(shared)),
+            "watch_count" => count(watches),
+            "ephemerals_count" => count(ephemerals),
+            "approximate_data_size" => counter(data_size),
+            "open_file_descriptor_count" => count(open_fds()),
+            "max_file_descriptor_count" => counter(max_fds()),
+            "uptime" => counter(u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(0)),
+            "global_sessions" => count(sessions),
+            "local_sessions" => Value::Int(0),
+            _ => return None,
+        })
     };
-    kv("version", VERSION.to_string());
-    kv("server_state", "standalone".to_string());
-    kv("avg_latency", java_double(latency.avg_ms()));
-    kv("max_latency", latency.max_ms.to_string());
-    kv("min_latency", latency.min_ms.to_string());
-    kv(
-        "packets_received",
-        shared
-            .stats
-            .packets_received
-            .load(Ordering::Relaxed)
-            .to_string(),
-    );
-    kv(
-        "packets_sent",
-        shared
-            .stats
-            .packets_sent
-            .load(Ordering::Relaxed)
-            .to_string(),
-    );
-    kv(
-        "num_alive_connections",
-        shared.connections().len().to_string(),
-    );
-    kv("outstanding_requests", "0".to_string());
-    kv("znode_count", node_count(shared).to_string());
-    kv("watch_count", watches.to_string());
-    kv("ephemerals_count", ephemerals.to_string());
-    kv("approximate_data_size", data_size.to_string());
-    kv("open_file_descriptor_count", open_fds().to_string());
-    kv("max_file_descriptor_count", max_fds().to_string());
-    kv("uptime", shared.started.elapsed().as_millis().to_string());
-    kv("global_sessions", sessions.to_string());
-    kv("local_sessions", "0".to_string());
+    let mut out = vec![
+        ("version".to_string(), Value::Text(VERSION.to_string())),
+        (
+            "server_state".to_string(),
+            Value::Text("standalone".to_string()),
+        ),
+    ];
+    for line in MNTR_KEYS.lines() {
+        let mut fields = line.split('\t');
+        let (Some(key), Some(kind), Some(idle)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let value = real(key).unwrap_or_else(|| {
+            if kind == "f" {
+                Value::Float(idle.parse().unwrap_or(0.0))
+            } else {
+                Value::Int(idle.parse().unwrap_or(0))
+            }
+        });
+        out.push((key.to_string(), value));
+    }
     out
 }
 
+/// Bytes under the data directory (0 in memory), as `conf` and `dirs`
+/// report ZooKeeper's data and log directory sizes.
+pub(crate) fn data_dir_bytes(shared: &Shared) -> u64 {
+    shared
+        .config
+        .data_dir
+        .as_deref()
+        .map_or(0, crate::store::disk::dir_bytes)
+}
+
 /// The soft limit on open files, from `/proc/self/limits` (0 if unknown).
-fn max_fds() -> u64 {
+pub(crate) fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|limits| {
@@ -161,7 +235,7 @@ fn max_fds() -> u64 {
         .unwrap_or(0)
 }
 
-fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
@@ -242,9 +316,10 @@ fn conf(shared: &Shared) -> String {
     let _ = writeln!(out, "clientPort={}", shared.local_addr.port());
     out.push_str("secureClientPort=-1\n");
     let _ = writeln!(out, "dataDir={data_dir}");
-    out.push_str("dataDirSize=0\n");
+    let size = data_dir_bytes(shared);
+    let _ = writeln!(out, "dataDirSize={size}");
     let _ = writeln!(out, "dataLogDir={data_dir}");
-    out.push_str("dataLogSize=0\n");
+    let _ = writeln!(out, "dataLogSize={size}");
     let _ = writeln!(out, "tickTime={}", engine.config.tick_ms);
     let _ = writeln!(
         out,
@@ -268,7 +343,7 @@ fn conf(shared: &Shared) -> String {
 
 /// `wchs`, `wchc` and `wchp` report the data table (getData/exists and
 /// persistent watches), as ZooKeeper's do.
-fn data_watches(shared: &Shared) -> BTreeMap<String, Vec<i64>> {
+pub(crate) fn data_watches(shared: &Shared) -> BTreeMap<String, Vec<i64>> {
     shared
         .keeper
         .engine
@@ -373,7 +448,7 @@ fn dump(shared: &Shared) -> String {
 }
 
 /// A double as Java prints it: `0.0`, `5.5`, `1.25`.
-fn java_double(value: f64) -> String {
+pub(crate) fn java_double(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.1}")
     } else {

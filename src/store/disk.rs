@@ -476,6 +476,7 @@ impl DiskStore {
                 e.detail_message().unwrap_or("")
             ))
             .cause_of(&e);
+        tracing::error!(target: "innkeeper::store", dir = %self.shared.layout.dir.display(), "storage failure: {e}");
         self.shared.status.lock().broken = Some(e.clone());
         e
     }
@@ -785,7 +786,10 @@ impl Store for DiskStore {
             .iter()
             .map(|txn| (txn.zxid, codec::encode(&Record::Txn(Cow::Borrowed(txn)))))
             .collect();
-        if let Err(e) = self.write_batch(&entries, batch_no) {
+        let started = std::time::Instant::now();
+        let written = self.write_batch(&entries, batch_no);
+        crate::metrics::STORE.record_batch(txns.len(), started.elapsed());
+        if let Err(e) = written {
             let e = self.fail(e, txns);
             // Recover at once if the disk lets us: the failed batch is then
             // gone for good, even if the process dies before its next write.
@@ -888,6 +892,7 @@ fn flush_loop(shared: &Shared, every: Duration) {
         let slot = shared.log.read();
         if let Some(log) = slot.as_ref() {
             if let Err(e) = durable_with_pending(shared, log) {
+                tracing::error!(target: "innkeeper::store", "storage failure: periodic flush: {e}");
                 shared.status.lock().broken = Some(e);
             }
         }
@@ -932,7 +937,25 @@ fn replay_pending(dir: &Path, log: &Log) -> Result<()> {
 /// and the log entries only they needed.
 fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
     for job in jobs {
+        let started = std::time::Instant::now();
         let taken = take_snapshot(shared, &job);
+        match &taken {
+            Ok(()) => {
+                crate::metrics::STORE.record_snapshot(started.elapsed());
+                tracing::info!(
+                    target: "innkeeper::store",
+                    "snapshot at zxid {:#x} written ({} bytes, {} ms)",
+                    job.zxid,
+                    job.bytes.len(),
+                    started.elapsed().as_millis()
+                );
+            }
+            Err(e) => tracing::error!(
+                target: "innkeeper::store",
+                "snapshot at zxid {:#x} failed (will retry): {e}",
+                job.zxid
+            ),
+        }
         let mut status = shared.status.lock();
         status.snapshot_in_flight = false;
         if taken.is_err() {

@@ -22,6 +22,8 @@ pub struct Server {
     pub addr: String,
     /// The stderr lines after the ready line, read on demand.
     pub log: std::sync::mpsc::Receiver<String>,
+    /// The stderr lines before it.
+    pub early: Vec<String>,
 }
 
 impl Server {
@@ -65,6 +67,7 @@ impl Server {
                     child,
                     addr,
                     log: rx,
+                    early: seen,
                 };
             }
             seen.push(line);
@@ -104,6 +107,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// The `host:port` an early log line names after `marker`
+    /// (`AdminServer on http://`).
+    pub fn early_address(&self, marker: &str) -> String {
+        self.early
+            .iter()
+            .find_map(|l| l.split(marker).nth(1))
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect()
+            })
+            .unwrap_or_else(|| panic!("no {marker:?} in {:#?}", self.early))
     }
 }
 

@@ -24,3 +24,144 @@ fn serve_load_seeds_a_fresh_keeper_from_a_dump() {
     };
     assert_eq!(strip(dump_nodes(&file)), strip(dump_nodes(&again)));
 }
+
+/// Runs `innkeeper serve ARGS` expecting it to refuse to start; returns stderr.
+fn refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::BIN)
+        .arg("serve")
+        .args(["--in-memory", "--port", "0"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} must be refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn invalid_settings_are_refused_at_start_with_the_reason() {
+    assert!(refused(&["--4lw", "srvr,bogus"]).contains("unknown four-letter word \"bogus\""));
+    assert!(refused(&["--tick-ms", "0"]).contains("tick"));
+    assert!(refused(&[
+        "--session-timeout-min-ms",
+        "5000",
+        "--session-timeout-max-ms",
+        "4000"
+    ])
+    .contains("minimum session timeout (5000 ms) is above the maximum (4000 ms)"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("zoo.cfg");
+    std::fs::write(&cfg, "tickTime=often\n").unwrap();
+    let stderr = refused(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        stderr.contains("tickTime=\"often\" is not a number of ms"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn zoo_cfg_sets_the_server_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("zoo.cfg");
+    let data = tmp.path().join("data");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=500\nclientPort=1\nminSessionTimeout=1500\nmaxSessionTimeout=6000\n\
+             dataDir={}\n4lw.commands.whitelist=conf,srvr\nmaxClientCnxns=7\n\
+             initLimit=10\nfrobnicate=yes\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    // --port overrides clientPort=1.
+    let server = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let conf = four_letter(&server.addr, "conf");
+    assert!(conf.contains("tickTime=500\n"), "{conf}");
+    assert!(conf.contains("minSessionTimeout=1500\n"), "{conf}");
+    assert!(conf.contains("maxSessionTimeout=6000\n"), "{conf}");
+    assert!(conf.contains("maxClientCnxns=7\n"), "{conf}");
+    assert!(
+        conf.contains(&format!("dataDir={}\n", data.display())),
+        "{conf}"
+    );
+    // The data directory is real, and conf reports its size.
+    let size: u64 = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("dataDirSize="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 0, "{conf}");
+    assert!(four_letter(&server.addr, "mntr").contains("not in the whitelist"));
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let _ = log;
+}
+
+#[test]
+fn unknown_config_keys_are_warned_about_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("zoo.cfg");
+    std::fs::write(&cfg, "initLimit=10\nfrobnicate=yes\n").unwrap();
+    let out = std::process::Command::new(crate::BIN)
+        .args(["serve", "--in-memory", "--port", "0", "--config"])
+        .arg(&cfg)
+        .args(["--4lw", "bogus"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key frobnicate"), "{stderr}");
+    assert!(stderr.contains("initLimit has no effect"), "{stderr}");
+}
+
+#[test]
+fn logs_are_json_on_request_and_name_sessions_and_shutdown() {
+    let server = Server::start(&["--in-memory", "--log-format", "json"]);
+    server.ok(&["create", "/x"]);
+    let (status, lines) = server.stop();
+    assert!(status.success());
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let messages: Vec<&str> = events
+        .iter()
+        .map(|e| e["fields"]["message"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.ends_with("opened (timeout 10000 ms)")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.ends_with(" closed")),
+        "{messages:?}"
+    );
+    assert_eq!(messages[messages.len() - 2..], ["shutting down", "stopped"]);
+    assert!(events.iter().all(|e| e["level"] == "INFO"));
+}
+
+#[test]
+fn slow_requests_are_logged_at_warn() {
+    // A threshold of 0 ms makes every request slow.
+    let server = Server::start(&["--in-memory", "--slow-request-ms", "0"]);
+    server.ok(&["create", "/x"]);
+    let (_, lines) = server.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("slow request: CREA")),
+        "{lines:?}"
+    );
+}
+
+/// A four-letter word's answer.
+pub fn four_letter(addr: &str, word: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(word.as_bytes()).unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}

@@ -21,7 +21,7 @@ mod dump;
 mod offline;
 mod serve;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -326,10 +326,7 @@ fn run(cli: &Cli) -> Result<(), (Error, Option<String>)> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = cli.command {
-        let dir = cli
-            .data_dir
-            .unwrap_or_else(|| Path::new("./innkeeper-data").to_path_buf());
-        return serve::serve(*args, dir);
+        return serve::serve(*args, cli.data_dir);
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
