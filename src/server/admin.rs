@@ -229,7 +229,7 @@ fn server_stats(shared: &Shared) -> Map<String, Json> {
             "server_state": "standalone",
             "last_processed_zxid": shared.keeper.last_zxid(),
             "outstanding_requests": 0,
-            "avg_latency": latency.avg_ms(),
+            "avg_latency": latency.avg_ms_rounded(),
             "max_latency": latency.max_ms,
             "min_latency": latency.min_ms,
             "num_alive_client_connections": shared.connections().len(),

@@ -171,6 +171,11 @@ impl Latency {
         self.count += 1;
     }
 
+    /// The average as ZooKeeper reports it: rounded to 4 decimals.
+    pub(crate) fn avg_ms_rounded(&self) -> f64 {
+        (self.avg_ms() * 10_000.0).round() / 10_000.0
+    }
+
     pub(crate) fn avg_ms(&self) -> f64 {
         if self.count == 0 {
             0.0

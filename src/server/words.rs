@@ -119,7 +119,7 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
         out,
         "Latency min/avg/max: {}/{}/{}",
         latency.min_ms,
-        java_double(latency.avg_ms()),
+        java_double(latency.avg_ms_rounded()),
         latency.max_ms
     );
     let _ = writeln!(
@@ -166,8 +166,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<(String, Value)> {
     let counter = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let real = |key: &str| -> Option<Value> {
         Some(match key {
-            // ZooKeeper rounds its averages to 4 decimals.
-            "avg_latency" => Value::Float((latency.avg_ms() * 10_000.0).round() / 10_000.0),
+            "avg_latency" => Value::Float(latency.avg_ms_rounded()),
             "max_latency" => counter(latency.max_ms),
             "min_latency" => counter(latency.min_ms),
             "packets_received" => counter(shared.stats.packets_received.load(Ordering::Relaxed)),
