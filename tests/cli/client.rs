@@ -296,3 +296,32 @@ fn a_file_that_is_not_a_dump_is_refused_by_name() {
     assert!(line.contains("not a dump"), "{line}");
     assert_eq!(server.ok(&["ls", "/"]), "zookeeper\n");
 }
+
+#[test]
+fn auth_reaches_nodes_an_acl_protects() {
+    let server = Server::start(&["--in-memory"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.json");
+    // A node readable only by digest user `app` with password `pw`.
+    let id = innkeeper::digest_id("app", "pw");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"format":"innkeeper-dump","version":1,"root":"/secret","nodes":[
+              {{"path":"/secret","data":"czM=","kind":"persistent",
+               "acl":[{{"perms":"cdrwa","scheme":"digest","id":"{id}"}}],
+               "stat":{{"czxid":0,"mzxid":0,"ctime":0,"mtime":0,"version":0,"cversion":0,
+                       "aversion":0,"ephemeral_owner":0,"data_length":2,"num_children":0,"pzxid":0}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    server.ok(&["load", file.to_str().unwrap()]);
+    assert_eq!(
+        fails(server.run(&["get", "/secret"])),
+        "innkeeper: KeeperErrorCode = NoAuth for /secret"
+    );
+    assert_eq!(
+        server.ok(&["--auth", "digest:app:pw", "get", "/secret"]),
+        "s3"
+    );
+}

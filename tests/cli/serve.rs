@@ -165,3 +165,47 @@ pub fn four_letter(addr: &str, word: &str) -> String {
     stream.read_to_string(&mut out).unwrap();
     out
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_write_is_logged_at_error_level() {
+    use innkeeper::{Coordinator, CreateMode, Keeper, StoreFaults};
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    let dir = tempfile::tempdir().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        // The second batch (the first is the session) fails, as a full disk would.
+        let keeper = Keeper::builder()
+            .store_faults(StoreFaults {
+                fail_before_write: Some(2),
+                ..StoreFaults::default()
+            })
+            .open(dir.path())
+            .unwrap();
+        let session = keeper.session().unwrap();
+        assert!(session.create("/x", b"", CreateMode::Persistent).is_err());
+        keeper.shutdown().unwrap();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(log.contains("storage failure"), "{log}");
+    assert!(log.contains("injected fault before the write"), "{log}");
+}

@@ -55,6 +55,11 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 10_000)]
     timeout_ms: u64,
 
+    /// A credential sent before any request, `SCHEME:AUTH` (zkCli's
+    /// `addauth`), e.g. `digest:user:password`; repeatable.
+    #[arg(long, global = true, value_name = "SCHEME:AUTH")]
+    auth: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -196,20 +201,26 @@ fn connect(cli: &Cli, writes: bool) -> Result<Target, Error> {
         return Ok(Target::Offline(keeper, session));
     }
     let timeout = Duration::from_millis(cli.timeout_ms.max(1));
-    let session = RemoteSession::builder(&cli.server)
+    let mut builder = RemoteSession::builder(&cli.server)
         .session_timeout(timeout)
-        .connect_timeout(timeout)
-        .connect()
-        .map_err(|e| {
-            if e.kind() == ErrorKind::ConnectionLoss {
-                Error::new(ErrorKind::ConnectionLoss).detail(format!(
-                    "no server of {} answered within {} ms",
-                    cli.server, cli.timeout_ms
-                ))
-            } else {
-                e
-            }
-        })?;
+        .connect_timeout(timeout);
+    for credential in &cli.auth {
+        let Some((scheme, auth)) = credential.split_once(':') else {
+            return Err(Error::new(ErrorKind::BadArguments)
+                .detail(format!("--auth {credential:?}: expected SCHEME:AUTH")));
+        };
+        builder = builder.auth(scheme, auth.as_bytes());
+    }
+    let session = builder.connect().map_err(|e| {
+        if e.kind() == ErrorKind::ConnectionLoss {
+            Error::new(ErrorKind::ConnectionLoss).detail(format!(
+                "no server of {} answered within {} ms",
+                cli.server, cli.timeout_ms
+            ))
+        } else {
+            e
+        }
+    })?;
     Ok(Target::Remote(session))
 }
 
