@@ -42,7 +42,7 @@ fn ls_tree_get_stat_and_dump_read_a_stopped_servers_directory() {
     assert_eq!(offline(&dir, &["ls", "/app"]), "c\ncfg\n");
     assert_eq!(
         offline(&dir, &["ls", "-R", "/"]),
-        "/app\n/app/c\n/app/c/k\n/app/cfg\n"
+        "/app\n/app/c\n/app/c/k\n/app/cfg\n/zookeeper\n/zookeeper/config\n/zookeeper/quota\n"
     );
     assert_eq!(offline(&dir, &["get", "/app/cfg"]), "x=1");
     assert!(offline(&dir, &["stat", "/app"]).contains("numChildren = 2\n"));

@@ -41,7 +41,7 @@ pub fn data_arg(data: Option<&str>) -> Result<Vec<u8>, Error> {
 
 pub fn ls(c: &dyn Coordinator, path: &str, recursive: bool) -> Result<(), Error> {
     let lines = if recursive {
-        dump::descendants(c, path)?
+        dump::descendants(c, path, true)?
     } else {
         let mut children = c.get_children(path)?;
         children.sort();
@@ -68,7 +68,7 @@ pub fn tree(c: &dyn Coordinator, root: &str) -> Result<(), Error> {
             rest.matches('/').count()
         }
     };
-    dump::walk(c, root, |path, _| {
+    dump::walk(c, root, true, |path, _| {
         let Some(stat) = c.exists(path)? else {
             return Ok(());
         };
@@ -185,7 +185,7 @@ pub fn rm(c: &dyn Coordinator, path: &str, recursive: bool, version: i32) -> Res
         }
     }
     // Deepest first; a node that vanished meanwhile is fine.
-    let mut all = dump::descendants(c, path)?;
+    let mut all = dump::descendants(c, path, false)?;
     all.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
     for p in all {
         match c.delete(&p, -1) {

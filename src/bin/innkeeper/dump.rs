@@ -160,11 +160,12 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 /// Every path of the subtree at `root` (the root included), in pre-order
-/// with sorted siblings, `/zookeeper` left out. `each` sees each path as it
-/// is found.
+/// with sorted siblings, `/zookeeper` left out unless `system`. `each` sees
+/// each path as it is found.
 pub fn walk(
     c: &dyn Coordinator,
     root: &str,
+    system: bool,
     mut each: impl FnMut(&str, &[String]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     // An explicit stack: deep trees must not overflow ours.
@@ -177,7 +178,9 @@ pub fn walk(
             Err(e) => return Err(e),
         };
         children.sort();
-        children.retain(|name| !is_system(&join(&path, name)));
+        if !system {
+            children.retain(|name| !is_system(&join(&path, name)));
+        }
         each(&path, &children)?;
         for name in children.iter().rev() {
             stack.push(join(&path, name));
@@ -197,7 +200,7 @@ pub fn take(
     let total = c.get_all_children_number(root).ok().map(|n| n + 1);
     let bar = progress(total, "dumping");
     let mut nodes = Vec::new();
-    walk(c, root, |path, _| {
+    walk(c, root, false, |path, _| {
         if path == "/" {
             return Ok(());
         }
@@ -374,8 +377,9 @@ pub fn with_path(e: Error, path: &str) -> Error {
     out
 }
 
-/// The breadth of a subtree, for `ls -R`: every descendant, sorted.
-pub fn descendants(c: &dyn Coordinator, root: &str) -> Result<Vec<String>, Error> {
+/// Every descendant of `root`, sorted (`ls -R`); ZooKeeper's own
+/// `/zookeeper` subtree only if `system`.
+pub fn descendants(c: &dyn Coordinator, root: &str, system: bool) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
     let mut queue = VecDeque::from([root.to_string()]);
     while let Some(path) = queue.pop_front() {
@@ -386,7 +390,7 @@ pub fn descendants(c: &dyn Coordinator, root: &str) -> Result<Vec<String>, Error
         };
         for name in children {
             let child = join(&path, &name);
-            if is_system(&child) {
+            if !system && is_system(&child) {
                 continue;
             }
             out.push(child.clone());
