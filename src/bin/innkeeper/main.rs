@@ -89,6 +89,8 @@ enum Command {
     Create {
         path: String,
         data: Option<String>,
+        /// Owned by this command's session, so deleted as soon as it exits
+        /// (useful to see what watchers of it see).
         #[arg(long, short)]
         ephemeral: bool,
         #[arg(long, short)]
@@ -188,11 +190,12 @@ impl Target {
     }
 }
 
-fn connect(cli: &Cli, writes: bool) -> Result<Target, Error> {
+fn connect(cli: &Cli, needs_server: Option<&str>) -> Result<Target, Error> {
     if let Some(dir) = &cli.data_dir {
-        if writes {
+        if let Some(command) = needs_server {
             return Err(Error::new(ErrorKind::BadArguments).detail(format!(
-                "{} is opened read-only: write through a server (--server), or use restore",
+                "{command} needs a server (--server): {} is only read offline (ls, tree, get, \
+                 stat, dump; restore creates a store)",
                 dir.display()
             )));
         }
@@ -264,15 +267,15 @@ fn run(cli: &Cli) -> Result<(), (Error, Option<String>)> {
             offline::restore(file, &need_dir(cli, "restore").map_err(bare)?).map_err(bare)
         }
         command => {
-            let writes = matches!(
-                command,
-                Command::Create { .. }
-                    | Command::Set { .. }
-                    | Command::Rm { .. }
-                    | Command::Watch { .. }
-                    | Command::Load { .. }
-            );
-            let target = connect(cli, writes).map_err(bare)?;
+            let needs_server = match command {
+                Command::Create { .. } => Some("create"),
+                Command::Set { .. } => Some("set"),
+                Command::Rm { .. } => Some("rm"),
+                Command::Watch { .. } => Some("watch"),
+                Command::Load { .. } => Some("load"),
+                _ => None,
+            };
+            let target = connect(cli, needs_server).map_err(bare)?;
             let result = {
                 let c = target.coordinator();
                 match command {
