@@ -151,7 +151,7 @@ pub(crate) fn command(shared: &Shared, name: &str) -> Option<Json> {
         "server_stats" => server_stats(shared),
         "stats" => {
             let mut body = server_stats(shared);
-            body.insert("connections".into(), json!(connections(shared)));
+            body.insert("connections".into(), json!(connections(shared, true)));
             body.insert("secure_connections".into(), json!([]));
             body
         }
@@ -160,7 +160,7 @@ pub(crate) fn command(shared: &Shared, name: &str) -> Option<Json> {
             .map(|(k, v)| (k, v.json()))
             .collect(),
         "connections" => object(json!({
-            "connections": connections(shared),
+            "connections": connections(shared, false),
             "secure_connections": [],
         })),
         "configuration" => configuration(shared),
@@ -243,36 +243,45 @@ fn server_stats(shared: &Shared) -> Map<String, Json> {
     }))
 }
 
-fn connections(shared: &Shared) -> Vec<Json> {
+/// Connections as ZooKeeper 3.8's `cons` lists them; `brief` is the shorter
+/// form of `stat` (and of connections without a session).
+fn connections(shared: &Shared, brief: bool) -> Vec<Json> {
     shared
         .connections()
         .into_iter()
         .map(|conn| {
             let info = conn.info.lock().clone();
-            let (queued, _) = conn.queued();
+            // Requests are answered one at a time per connection, in order:
+            // none is outstanding between two of them.
+            let mut entry = object(json!({
+                "remote_socket_address": conn.peer.to_string(),
+                "interest_ops": 1,
+                "outstanding_requests": 0,
+                "packets_received": info.received,
+                "packets_sent": info.sent,
+            }));
+            let Some(session_id) = conn.session_id().filter(|_| !brief) else {
+                return Json::Object(entry);
+            };
             let avg = info
                 .latency
                 .total_ms
                 .checked_div(info.latency.count)
                 .unwrap_or(0);
-            json!({
-                "remote_socket_address": conn.peer.to_string(),
-                "interest_ops": 1,
-                "outstanding_requests": queued,
-                "packets_received": info.received,
-                "packets_sent": info.sent,
-                "session_id": conn.session_id().map(|s| format!("{s:x}")),
+            entry.extend(object(json!({
+                "session_id": session_id,
                 "last_operation": if info.last_op.is_empty() { "NA" } else { info.last_op },
+                "established": conn.established_ms,
                 "session_timeout": info.timeout_ms,
-                "last_cxid": format!("{:#x}", info.last_cxid),
-                "last_zxid": format!("{:#x}", info.last_zxid),
+                "last_cxid": info.last_cxid,
+                "last_zxid": info.last_zxid,
                 "last_response_time": info.last_response_ms,
                 "last_latency": info.last_latency_ms,
                 "min_latency": info.latency.min_ms,
                 "avg_latency": avg,
                 "max_latency": info.latency.max_ms,
-                "established": words::java_date(conn.established_ms),
-            })
+            })));
+            Json::Object(entry)
         })
         .collect()
 }

@@ -72,7 +72,7 @@ pub const STATE_KEYS: &[&str] = &[
 fn admin_commands_answer_json_with_zookeepers_names() {
     let server = Server::start(&["--in-memory", "--admin-port", "0"]);
     let admin = server.early_address("AdminServer on http://");
-    let _session = workload(&server.addr);
+    let session = workload(&server.addr);
     let mntr = json_get(&admin, "/commands/mntr");
     assert_eq!(mntr["command"], "monitor");
     assert_eq!(mntr["error"], Value::Null);
@@ -114,6 +114,41 @@ fn admin_commands_answer_json_with_zookeepers_names() {
     let dump = json_get(&admin, "/commands/dump");
     let ephemerals = dump["session_id_to_ephemeral_paths"].as_object().unwrap();
     assert_eq!(ephemerals.values().next().unwrap()[0], "/mntr/eph");
+    // The connection of the workload's session, with ZooKeeper's keys.
+    let cons = json_get(&admin, "/commands/cons");
+    let conn = cons["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["session_id"] == session.session_id())
+        .expect("the session's connection");
+    for key in [
+        "remote_socket_address",
+        "interest_ops",
+        "outstanding_requests",
+        "packets_received",
+        "packets_sent",
+        "session_id",
+        "last_operation",
+        "established",
+        "session_timeout",
+        "last_cxid",
+        "last_zxid",
+        "last_response_time",
+        "last_latency",
+        "min_latency",
+        "avg_latency",
+        "max_latency",
+    ] {
+        assert!(conn.get(key).is_some(), "{key} in {conn}");
+    }
+    assert_eq!(conn["session_timeout"], 10_000);
+    let stat = json_get(&admin, "/commands/stat");
+    assert_eq!(
+        stat["connections"][0].as_object().unwrap().len(),
+        5,
+        "stat lists connections in the short form"
+    );
     let (status, body) = http_get(&admin, "/commands/bogus");
     assert_eq!(status, 404);
     assert!(body.contains("Unknown command: bogus"));
