@@ -129,3 +129,45 @@ fn backup_then_restore_gives_the_same_tree() {
     ));
     assert!(line.contains("already holds a store"), "{line}");
 }
+
+#[test]
+fn inspect_names_a_damaged_snapshot_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    populate(&dir);
+    // A backup is a snapshot file: put one in with a byte flipped, as the
+    // newest snapshot (the log still holds everything, so the state itself
+    // is recovered).
+    let backup = tmp.path().join("b");
+    offline(&dir, &["backup", backup.to_str().unwrap()]);
+    let report = offline(&dir, &["inspect"]);
+    let zxid = report
+        .lines()
+        .find_map(|l| l.strip_prefix("last zxid:  0x"))
+        .unwrap();
+    let name = format!("snap-{:0>16}", zxid);
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    let snapshots = dir.join("snapshots");
+    std::fs::create_dir_all(&snapshots).unwrap();
+    std::fs::write(snapshots.join(&name), &bytes).unwrap();
+
+    let out = cli(&["--data-dir", dir.to_str().unwrap()], &["inspect"], None);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!("{name}  zxid 0x{zxid}")),
+        "{report}"
+    );
+    assert!(report.contains("DAMAGED"), "{report}");
+    assert!(report.contains("integrity:  1 problems"), "{report}");
+    assert!(
+        report.contains("nodes:      8\n"),
+        "recovered from the log: {report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 damaged records"), "{stderr}");
+    // Read-only: the damaged file is still where it was, under its name.
+    assert!(snapshots.join(&name).exists());
+}
