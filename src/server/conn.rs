@@ -291,7 +291,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>) {
         return;
     };
     let Ok(request) = decode_connect_request(&first) else {
-        shared.log(format_args!(
+        shared.warn(format_args!(
             "connection {}: malformed ConnectRequest",
             conn.id
         ));
@@ -517,7 +517,7 @@ fn request_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    shared.log(format_args!("connection {}: {e}; closing", conn.id));
+                    shared.warn(format_args!("connection {}: {e}; closing", conn.id));
                     return;
                 }
             }
@@ -583,7 +583,7 @@ fn write_loop(shared: &Shared, conn: &Conn, mut stream: TcpStream) {
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) {
-                shared.log(format_args!("connection {}: client does not read", conn.id));
+                shared.warn(format_args!("connection {}: client does not read", conn.id));
             }
             conn.kill("writing to the client failed or stalled");
             return;

@@ -242,10 +242,16 @@ impl Shared {
         }
     }
 
-    /// Connection-level events (opened, closed, refused, errors): debug
+    /// Connection-level events (opened, closed, refused): debug
     /// level, which `innkeeper serve --verbose` shows.
     fn log(&self, line: std::fmt::Arguments<'_>) {
         tracing::debug!(target: "innkeeper::server", "{line}");
+    }
+
+    /// Connection errors (a malformed handshake or frame, a client that
+    /// does not read): warn level, shown by default.
+    fn warn(&self, line: std::fmt::Arguments<'_>) {
+        tracing::warn!(target: "innkeeper::server", "{line}");
     }
 
     /// Accounts one answered request (not pings): the min/avg/max latency
@@ -373,7 +379,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             Ok(s) => s,
             Err(e) => {
                 // EMFILE and the like: back off instead of spinning.
-                shared.log(format_args!("accept failed: {e}"));
+                shared.warn(format_args!("accept failed: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }

@@ -209,3 +209,21 @@ fn a_failed_write_is_logged_at_error_level() {
     assert!(log.contains("storage failure"), "{log}");
     assert!(log.contains("injected fault before the write"), "{log}");
 }
+
+#[test]
+fn connection_errors_are_logged_at_warn() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--in-memory"]);
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    // A frame of 5 bytes cannot hold a ConnectRequest.
+    stream.write_all(&[0, 0, 0, 5, 1, 2, 3, 4, 5]).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let (_, lines) = server.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("malformed ConnectRequest")),
+        "{lines:?}"
+    );
+}
