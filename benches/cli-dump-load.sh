@@ -77,4 +77,4 @@ echo
 echo "| $NODES nodes of 100 bytes | innkeeper (ms) | ZooKeeper (ms) | ratio |"
 echo "|---|---|---|---|"
 echo "| load (create each node) | $ik_load | $zk_load | $(ratio "$ik_load" "$zk_load") |"
-echo "| dump (children, data, ACL of each) | $ik_dump | $zk_dump | $(ratio "$ik_dump" "$zk_dump") |"
+echo "| dump (a multiRead of children and data, and getACL, per node) | $ik_dump | $zk_dump | $(ratio "$ik_dump" "$zk_dump") |"

@@ -27,7 +27,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use innkeeper::{Acl, Coordinator, CreateMode, CreateOptions, Error, ErrorKind, Id, Perms, Stat};
+use innkeeper::{
+    Acl, Coordinator, CreateMode, CreateOptions, Error, ErrorKind, Id, Perms, ReadOp, ReadResult,
+    Stat,
+};
 use serde::{Deserialize, Serialize};
 
 /// The value of `format`.
@@ -200,20 +203,46 @@ pub fn take(
     let total = c.get_all_children_number(root).ok().map(|n| n + 1);
     let bar = progress(total, "dumping");
     let mut nodes = Vec::new();
-    walk(c, root, false, |path, _| {
-        if path == "/" {
-            return Ok(());
+    // One multiRead (children and data) and one getACL per node.
+    let mut stack = vec![root.to_string()];
+    while let Some(path) = stack.pop() {
+        let read = c.multi_read(&[
+            ReadOp::GetChildren(path.clone()),
+            ReadOp::GetData(path.clone()),
+        ])?;
+        let (mut children, data, stat) = match read.as_slice() {
+            [ReadResult::Children(children), ReadResult::Data(data, stat)] => {
+                (children.clone(), data.clone().unwrap_or_default(), *stat)
+            }
+            [ReadResult::Error(kind), ..] | [_, ReadResult::Error(kind)] => {
+                // Deleted while we walked: skip it, as a concurrent delete would.
+                if *kind == ErrorKind::NoNode && path != root {
+                    continue;
+                }
+                return Err(Error::with_path(*kind, path));
+            }
+            _ => {
+                return Err(Error::with_path(ErrorKind::MarshallingError, path)
+                    .detail("unexpected multiRead reply"))
+            }
+        };
+        children.sort();
+        children.retain(|name| !is_system(&join(&path, name)));
+        for name in children.iter().rev() {
+            stack.push(join(&path, name));
         }
-        let (data, stat) = match c.get_data(path) {
-            Ok(found) => found,
-            Err(e) if e.kind() == ErrorKind::NoNode => return Ok(()),
+        if path == "/" {
+            continue;
+        }
+        let acl = match c.get_acl(&path) {
+            Ok((acl, _)) => acl,
+            Err(e) if e.kind() == ErrorKind::NoNode => continue,
             Err(e) => return Err(e),
         };
-        let (acl, _) = c.get_acl(path)?;
-        let owner = owner_of(path).unwrap_or(stat.ephemeral_owner);
+        let owner = owner_of(&path).unwrap_or(stat.ephemeral_owner);
         let (kind, ttl_ms, ephemeral_owner) = kind_of(owner);
         nodes.push(DumpNode {
-            path: path.to_string(),
+            path,
             data: base64::engine::general_purpose::STANDARD.encode(&data),
             kind,
             ttl_ms,
@@ -222,8 +251,7 @@ pub fn take(
             stat,
         });
         bar.inc(1);
-        Ok(())
-    })?;
+    }
     bar.finish_and_clear();
     Ok(Dump {
         format: FORMAT.to_string(),
