@@ -112,7 +112,8 @@ pub struct ServerConfig {
     /// A connection whose socket accepts no bytes for this long is closed
     /// (default 30 s).
     pub write_stall_timeout: Duration,
-    /// Log one line per connection open/close to stderr.
+    /// Unused: connection lines are debug-level `tracing` events now
+    /// (`innkeeper serve --verbose` shows them). Kept so configs still build.
     pub verbose: bool,
     /// Shown by `conf`/`envi` (the data directory, if any).
     pub data_dir: Option<PathBuf>,
