@@ -153,3 +153,12 @@ fn errors_read_the_same_on_zookeeper_and_innkeeper() {
     }
     on(&zk, &["rm", "-r", &root]);
 }
+
+#[test]
+fn status_reads_zookeepers_srvr_and_mntr() {
+    let Some(zk) = zookeeper() else { return };
+    let status = on(&zk, &["status"]);
+    assert!(status.contains("mode: standalone"), "{status}");
+    assert!(status.contains("zookeeper version: 3.8"), "{status}");
+    assert!(status.contains("zk_znode_count"), "{status}");
+}
