@@ -424,7 +424,7 @@ impl Engine {
                     let acl = state
                         .tree
                         .get(&n.path)
-                        .map(|node| node.acl.clone())
+                        .map(|node| node.acl().clone())
                         .or_else(|| {
                             applied
                                 .deleted_acls
@@ -712,7 +712,7 @@ impl Engine {
         let state = self.read_state(session_id)?;
         let node = readable(&state, p, identities)?;
         self.watch_standard(Table::Data, p, session_id, watch, true);
-        Ok((node.data.clone(), node.stat()))
+        Ok((node.data().map(<[u8]>::to_vec), node.stat()))
     }
 
     /// `getChildren2`: names (sorted) and the parent's Stat.
@@ -726,7 +726,7 @@ impl Engine {
         let state = self.read_state(session_id)?;
         let node = readable(&state, p, identities)?;
         self.watch_standard(Table::Child, p, session_id, watch, true);
-        Ok((node.children.iter().cloned().collect(), node.stat()))
+        Ok((node.child_names(), node.stat()))
     }
 
     /// `getChildren2` as ZooKeeper 3.8 answers it on the wire: the names in
@@ -743,17 +743,16 @@ impl Engine {
         let node = readable(&state, p, identities)?;
         self.watch_standard(Table::Child, p, session_id, watch, true);
         let children = node
-            .children
-            .iter()
+            .children()
             .map(|name| {
                 let added = state
                     .tree
                     .get(&crate::path::join(read_target(p), name))
                     .map_or(0, |child| child.czxid);
-                (name.clone(), added)
+                (name.to_string(), added)
             })
             .collect();
-        let most = state.tree.child_high_water(read_target(p), node);
+        let most = state.tree.child_high_water(read_target(p), &node);
         Ok((
             crate::javaorder::children_order(children, most),
             node.stat(),
@@ -790,12 +789,12 @@ impl Engine {
             .tree
             .get(read_target(p))
             .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(&node.acl, Perms::READ | Perms::ADMIN, identities) {
+        if !check_acl(node.acl(), Perms::READ | Perms::ADMIN, identities) {
             return Err(Error::with_path(ErrorKind::NoAuth, p));
         }
-        let admin = check_acl(&node.acl, Perms::ADMIN, identities);
+        let admin = check_acl(node.acl(), Perms::ADMIN, identities);
         let acl = node
-            .acl
+            .acl()
             .iter()
             .map(|entry| {
                 if !admin && entry.id.scheme == "digest" {
@@ -974,12 +973,12 @@ fn read_target(p: &str) -> &str {
 }
 
 /// The node at `p` if the identities may READ it (NoNode before NoAuth, F.2).
-fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<&'s crate::tree::Node> {
+fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<crate::tree::Node<'s>> {
     let node = state
         .tree
         .get(read_target(p))
         .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-    if !check_acl(&node.acl, Perms::READ, identities) {
+    if !check_acl(node.acl(), Perms::READ, identities) {
         return Err(Error::with_path(ErrorKind::NoAuth, p));
     }
     Ok(node)

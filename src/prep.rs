@@ -144,9 +144,9 @@ impl<'a> View<'a> {
             version: n.version,
             aversion: n.aversion,
             creates: n.creates,
-            num_children: i32::try_from(n.children.len()).unwrap_or(i32::MAX),
+            num_children: i32::try_from(n.num_children()).unwrap_or(i32::MAX),
             owner: n.owner,
-            acl: n.acl.clone(),
+            acl: n.acl().clone(),
         })
     }
 

@@ -105,8 +105,8 @@ impl State {
                 ephemerals,
             } => {
                 for p in ephemerals {
-                    if let Some(node) = self.tree.remove(p, zxid) {
-                        applied.deleted_acls.push((p.clone(), node.acl));
+                    if let Some(acl) = self.tree.remove(p, zxid) {
+                        applied.deleted_acls.push((p.clone(), acl));
                         applied.changes.push(Change::Deleted(p.clone()));
                     } else {
                         problem.get_or_insert_with(|| format!("close: ephemeral {p} missing"));
@@ -116,15 +116,15 @@ impl State {
                 applied.outcomes.push(OpOutcome::Session);
             }
             TxnOp::Create(create) => {
-                let node = self.tree.new_node(
-                    create.data.clone(),
-                    create.acl.clone(),
+                let created = self.tree.create(
+                    &create.path,
+                    create.data.as_deref(),
+                    &create.acl,
                     create.owner,
                     zxid,
                     txn.time_ms,
                 );
-                let stat = node.stat();
-                if self.tree.insert(&create.path, node, zxid) {
+                if let Some(stat) = created {
                     applied.changes.push(Change::Created(create.path.clone()));
                     applied
                         .outcomes
@@ -134,41 +134,31 @@ impl State {
                 }
             }
             TxnOp::Delete { path } => {
-                if let Some(node) = self.tree.remove(path, zxid) {
-                    applied.deleted_acls.push((path.clone(), node.acl));
+                if let Some(acl) = self.tree.remove(path, zxid) {
+                    applied.deleted_acls.push((path.clone(), acl));
                     applied.changes.push(Change::Deleted(path.clone()));
                     applied.outcomes.push(OpOutcome::Deleted);
                 } else {
                     problem.get_or_insert_with(|| format!("delete {path} failed"));
                 }
             }
-            TxnOp::SetData { path, data } => match self.tree.get_mut(path) {
-                Some(node) => {
-                    node.data = data.clone();
-                    node.version = node.version.wrapping_add(1);
-                    node.mzxid = zxid;
-                    node.mtime = txn.time_ms;
-                    let stat = node.stat();
-                    applied.changes.push(Change::DataChanged(path.clone()));
-                    applied.outcomes.push(OpOutcome::DataSet(stat));
-                }
-                None => {
-                    problem.get_or_insert_with(|| format!("set-data {path}: no node"));
-                }
-            },
-            TxnOp::SetAcl { path, acl } => {
-                let shared = self.tree.intern_acl(acl.clone());
-                match self.tree.get_mut(path) {
-                    Some(node) => {
-                        node.acl = shared;
-                        node.aversion = node.aversion.wrapping_add(1);
-                        applied.outcomes.push(OpOutcome::AclSet(node.stat()));
+            TxnOp::SetData { path, data } => {
+                match self.tree.set_data(path, data.as_deref(), zxid, txn.time_ms) {
+                    Some(stat) => {
+                        applied.changes.push(Change::DataChanged(path.clone()));
+                        applied.outcomes.push(OpOutcome::DataSet(stat));
                     }
                     None => {
-                        problem.get_or_insert_with(|| format!("set-acl {path}: no node"));
+                        problem.get_or_insert_with(|| format!("set-data {path}: no node"));
                     }
                 }
             }
+            TxnOp::SetAcl { path, acl } => match self.tree.set_acl(path, acl) {
+                Some(stat) => applied.outcomes.push(OpOutcome::AclSet(stat)),
+                None => {
+                    problem.get_or_insert_with(|| format!("set-acl {path}: no node"));
+                }
+            },
             TxnOp::Check { .. } => applied.outcomes.push(OpOutcome::Checked),
             TxnOp::SessionTimeout {
                 session_id,

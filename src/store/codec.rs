@@ -21,7 +21,7 @@ use crate::txn::Txn;
 
 /// The store format this build reads and writes. See `README.md` beside
 /// this file for the history; bump it for any change of the bytes.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// One stored record. The variant order is part of the format: append new
 /// variants at the end and bump [`FORMAT_VERSION`] if old readers must
@@ -57,12 +57,16 @@ pub(crate) struct SnapshotHeader {
     pub taken_ms: i64,
 }
 
-/// A node as a snapshot stores it: every field of `tree::Node` except the
-/// children, which are rebuilt from the paths.
+/// A node as a snapshot stores it: every stored field of a tree node;
+/// the children are rebuilt from the order. Nodes come depth first, so a
+/// node's parent is the last node before it one level up: a node stores
+/// its name and depth, not its path (a deep tree stays linear on disk).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SnapshotNode<'a> {
-    /// The full path.
-    pub path: Cow<'a, str>,
+    /// The last path segment (empty for the root).
+    pub name: Cow<'a, str>,
+    /// Number of segments of the path (0 for the root).
+    pub depth: u32,
     /// The data; `None` is ZooKeeper's null, distinct from empty.
     pub data: Option<Cow<'a, [u8]>>,
     /// Position of the node's ACL among the snapshot's `Acl` frames.
@@ -255,7 +259,8 @@ mod tests {
             }),
             Record::Acl(Cow::Owned(acl)),
             Record::Node(SnapshotNode {
-                path: Cow::Borrowed("/a"),
+                name: Cow::Borrowed("a"),
+                depth: 1,
                 data: Some(Cow::Borrowed(b"")),
                 acl_idx: 0,
                 czxid: 1,

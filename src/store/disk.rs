@@ -19,7 +19,9 @@ use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
 use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
-use crate::store::snapshot::{self, sync_dir, write_atomically, SnapshotError, TMP_SUFFIX};
+use crate::store::snapshot::{
+    self, sync_dir, write_atomically, write_atomically_with, SnapshotError, TMP_SUFFIX,
+};
 use crate::store::{
     Durability, SnapshotFile, Store, StoreOptions, StoreReport, PERIODIC_INTERVAL_MIN,
 };
@@ -288,11 +290,9 @@ struct Shared {
     lock_file: Mutex<Option<File>>,
 }
 
-/// A snapshot handed to the snapshot thread.
-struct SnapshotJob {
-    zxid: i64,
-    bytes: Vec<u8>,
-}
+/// A snapshot handed to the snapshot thread: a copy-on-write view of the
+/// state, encoded and written there, off the write path.
+type SnapshotJob = snapshot::Source;
 
 /// How often and how long `open` retries a contended directory lock.
 const LOCK_RETRIES: u32 = 50;
@@ -566,18 +566,14 @@ impl DiskStore {
             status.log_bytes_since_snapshot = 0;
             status.session_id_high
         };
-        let job = snapshot::encode(state, high, time_ms).map(|bytes| SnapshotJob {
-            zxid: state.last_zxid,
-            bytes,
-        });
-        let sent = match job {
-            Ok(job) => self
-                .snapshot_tx
-                .lock()
-                .as_ref()
-                .is_some_and(|tx| tx.try_send(job).is_ok()),
-            Err(_) => false,
-        };
+        // O(chunks + sessions): the nodes are shared copy-on-write; the
+        // snapshot thread encodes them while writes go on.
+        let job = snapshot::Source::of(state, high, time_ms);
+        let sent = self
+            .snapshot_tx
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(job).is_ok());
         if !sent {
             self.shared.status.lock().snapshot_in_flight = false;
         }
@@ -623,10 +619,10 @@ pub(crate) fn snapshot_error(e: SnapshotError, what: &str) -> Error {
 
 /// Writes a snapshot of `state` into the store's snapshot directory.
 fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Result<()> {
-    let bytes = snapshot::encode(state, session_id_high, 0)
-        .map_err(|why| Error::new(ErrorKind::Io).detail(format!("cannot snapshot: {why}")))?;
+    let source = snapshot::Source::of(state, session_id_high, 0);
     let path = layout.snapshot_path(state.last_zxid);
-    write_atomically(&path, &bytes).map_err(|e| io_error(e, "writing", &path))
+    write_atomically_with(&path, |out| source.write_to(out))
+        .map_err(|e| io_error(e, "writing", &path))
 }
 
 /// Loads the newest usable snapshot and replays the log after it.
@@ -945,15 +941,15 @@ fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
                 tracing::info!(
                     target: "innkeeper::store",
                     "snapshot at zxid {:#x} written ({} bytes, {} ms)",
-                    job.zxid,
-                    job.bytes.len(),
+                    job.zxid(),
+                    fs::metadata(shared.layout.snapshot_path(job.zxid())).map_or(0, |m| m.len()),
                     started.elapsed().as_millis()
                 );
             }
             Err(e) => tracing::error!(
                 target: "innkeeper::store",
                 "snapshot at zxid {:#x} failed (will retry): {e}",
-                job.zxid
+                job.zxid()
             ),
         }
         let mut status = shared.status.lock();
@@ -973,9 +969,10 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
         let log = slot.as_ref().ok_or_else(|| Error::new(ErrorKind::Io))?;
         log.make_durable()?;
     }
-    let path = shared.layout.snapshot_path(job.zxid);
-    write_atomically(&path, &job.bytes).map_err(|e| io_error(e, "writing", &path))?;
-    shared.status.lock().last_snapshot_zxid = job.zxid;
+    let path = shared.layout.snapshot_path(job.zxid());
+    write_atomically_with(&path, |out| job.write_to(out))
+        .map_err(|e| io_error(e, "writing", &path))?;
+    shared.status.lock().last_snapshot_zxid = job.zxid();
     let snapshots = list_snapshots(&shared.layout.snapshots)?;
     for (_, old) in snapshots.iter().skip(SNAPSHOTS_KEPT) {
         fs::remove_file(old).map_err(|e| io_error(e, "removing", old))?;

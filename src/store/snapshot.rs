@@ -11,20 +11,17 @@
 //! never panicked on: the bytes come from disk.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::node::Acl;
 use crate::path;
 use crate::state::State;
 use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
 };
-use crate::tree::{Node, NodeKind, Tree};
+use crate::tree::{Frozen, NodeId, NodeKind, Restored, Tree, SYSTEM_PATHS};
 
 /// The first bytes of every snapshot (and backup) file.
 pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
@@ -71,6 +68,107 @@ pub(crate) struct Decoded {
     pub header: SnapshotHeader,
 }
 
+/// Everything a snapshot holds, taken from a state in O(chunks +
+/// sessions) (the nodes are an immutable copy-on-write view), so it can be
+/// encoded and written off the write path while the state moves on.
+pub(crate) struct Source {
+    header: SnapshotHeader,
+    nodes: Frozen,
+    sessions: Vec<SnapshotSession>,
+}
+
+impl Source {
+    /// Takes the view of `state`.
+    pub(crate) fn of(state: &State, session_id_high: i64, taken_ms: i64) -> Source {
+        let sessions = state
+            .sessions
+            .ids()
+            .into_iter()
+            .filter_map(|session_id| {
+                let entry = state.sessions.get(session_id)?;
+                Some(SnapshotSession {
+                    session_id,
+                    timeout_ms: entry.timeout_ms,
+                    password: entry.password,
+                })
+            })
+            .collect();
+        Source {
+            header: SnapshotHeader {
+                zxid: state.last_zxid,
+                session_id_high,
+                taken_ms,
+            },
+            nodes: state.tree.freeze(),
+            sessions,
+        }
+    }
+
+    /// The zxid of the state.
+    pub(crate) fn zxid(&self) -> i64 {
+        self.header.zxid
+    }
+
+    /// Writes the snapshot file's bytes to `out` (buffer it).
+    ///
+    /// Fails on a write error or when one record exceeds [`FRAME_BYTES_MAX`].
+    pub(crate) fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        let mut frame = Vec::with_capacity(256);
+        out.write_all(&MAGIC)?;
+        let mut put = |record: &Record<'_>, out: &mut dyn Write| -> std::io::Result<()> {
+            frame.clear();
+            push_frame(&mut frame, record).map_err(invalid)?;
+            out.write_all(&frame)
+        };
+        put(&Record::SnapshotHeader(self.header), out)?;
+        // Every ACL list of the table, once; nodes refer to them by position.
+        for list in self.nodes.acl_lists() {
+            put(&Record::Acl(Cow::Borrowed(&list[..])), out)?;
+        }
+        // Parents before children (depth first from the root, children in
+        // name order), so a reader links each node into its parent as it
+        // arrives.
+        let mut n_nodes: u64 = 0;
+        self.nodes.walk(|_, depth, name, node| {
+            let record = SnapshotNode {
+                name: Cow::Borrowed(name),
+                depth: depth as u32,
+                data: node.data().map(Cow::Borrowed),
+                acl_idx: Frozen::acl_index(&node),
+                czxid: node.czxid,
+                mzxid: node.mzxid,
+                pzxid: node.pzxid,
+                ctime: node.ctime,
+                mtime: node.mtime,
+                version: node.version,
+                creates: node.creates,
+                aversion: node.aversion,
+                owner: node.owner,
+            };
+            n_nodes += 1;
+            put(&Record::Node(record), out)
+        })?;
+        if n_nodes != self.nodes.len() as u64 {
+            return Err(invalid(format!(
+                "{n_nodes} of {} nodes are reachable from the root",
+                self.nodes.len()
+            )));
+        }
+        for session in &self.sessions {
+            put(&Record::Session(*session), out)?;
+        }
+        put(
+            &Record::SnapshotEnd(SnapshotEnd {
+                acls: self.nodes.acl_lists().len() as u64,
+                nodes: n_nodes,
+                sessions: self.sessions.len() as u64,
+            }),
+            out,
+        )
+    }
+}
+
 /// Encodes `state` into the bytes of a snapshot file.
 ///
 /// Fails only when one record exceeds [`FRAME_BYTES_MAX`].
@@ -79,116 +177,11 @@ pub(crate) fn encode(
     session_id_high: i64,
     taken_ms: i64,
 ) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(64 + state.tree.len() * 96);
-    out.extend_from_slice(&MAGIC);
-    push_frame(
-        &mut out,
-        &Record::SnapshotHeader(SnapshotHeader {
-            zxid: state.last_zxid,
-            session_id_high,
-            taken_ms,
-        }),
-    )?;
-    // Equal ACL lists share one allocation in the tree; each allocation is
-    // written once and nodes refer to it by position.
-    let mut acl_idx: HashMap<usize, u32> = HashMap::new();
-    let mut n_acls: u64 = 0;
-    for (_, node) in state.tree.iter() {
-        let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
-        if acl_idx.contains_key(&key) {
-            continue;
-        }
-        let idx = u32::try_from(acl_idx.len()).map_err(|_| "more than 2^32 acl lists")?;
-        acl_idx.insert(key, idx);
-        push_frame(&mut out, &Record::Acl(Cow::Borrowed(&node.acl[..])))?;
-        n_acls += 1;
-    }
-    // Parents before children (depth first from the root, children in
-    // name order), so a reader can link each node into its parent as it
-    // arrives. One path buffer grows and shrinks as the walk goes: no
-    // allocation per node, and no recursion however deep the tree.
-    let mut n_nodes: u64 = 0;
-    let mut path_buf = String::from("/");
-    let root = state.tree.get("/").ok_or("the tree has no root")?;
-    push_node(&mut out, "/", root, &acl_idx)?;
-    n_nodes += 1;
-    let mut stack = vec![(root.children.iter(), 1usize)];
-    while let Some((children, parent_len)) = stack.last_mut() {
-        let parent_len = *parent_len;
-        let Some(name) = children.next() else {
-            stack.pop();
-            continue;
-        };
-        path_buf.truncate(parent_len);
-        if parent_len > 1 {
-            path_buf.push('/');
-        }
-        path_buf.push_str(name);
-        let node = state
-            .tree
-            .get(&path_buf)
-            .ok_or_else(|| format!("{path_buf} is listed by its parent but missing"))?;
-        push_node(&mut out, &path_buf, node, &acl_idx)?;
-        n_nodes += 1;
-        if !node.children.is_empty() {
-            stack.push((node.children.iter(), path_buf.len()));
-        }
-    }
-    if n_nodes != state.tree.len() as u64 {
-        return Err(format!(
-            "{} of {} nodes are reachable from the root",
-            n_nodes,
-            state.tree.len()
-        ));
-    }
-    let mut n_sessions: u64 = 0;
-    for session_id in state.sessions.ids() {
-        let Some(entry) = state.sessions.get(session_id) else {
-            continue;
-        };
-        push_frame(
-            &mut out,
-            &Record::Session(SnapshotSession {
-                session_id,
-                timeout_ms: entry.timeout_ms,
-                password: entry.password,
-            }),
-        )?;
-        n_sessions += 1;
-    }
-    push_frame(
-        &mut out,
-        &Record::SnapshotEnd(SnapshotEnd {
-            acls: n_acls,
-            nodes: n_nodes,
-            sessions: n_sessions,
-        }),
-    )?;
+    let mut out = Vec::with_capacity(64 + state.tree.len() * 64);
+    Source::of(state, session_id_high, taken_ms)
+        .write_to(&mut out)
+        .map_err(|e| e.to_string())?;
     Ok(out)
-}
-
-fn push_node(
-    out: &mut Vec<u8>,
-    path: &str,
-    node: &Node,
-    acl_idx: &HashMap<usize, u32>,
-) -> Result<(), String> {
-    let key = Arc::as_ptr(&node.acl).cast::<Acl>().addr();
-    let record = SnapshotNode {
-        path: Cow::Borrowed(path),
-        data: node.data.as_deref().map(Cow::Borrowed),
-        acl_idx: acl_idx.get(&key).copied().unwrap_or(0),
-        czxid: node.czxid,
-        mzxid: node.mzxid,
-        pzxid: node.pzxid,
-        ctime: node.ctime,
-        mtime: node.mtime,
-        version: node.version,
-        creates: node.creates,
-        aversion: node.aversion,
-        owner: node.owner,
-    };
-    push_frame(out, &Record::Node(record))
 }
 
 fn push_frame(out: &mut Vec<u8>, record: &Record<'_>) -> Result<(), String> {
@@ -296,10 +289,14 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
         )));
     }
     let mut state = State::new(tick_ms);
+    state.tree = Tree::empty();
     state.last_zxid = header.zxid;
-    let mut acls: Vec<Arc<[Acl]>> = Vec::new();
-    // The fresh tree holds the system nodes; the snapshot replaces them.
-    let mut system_seen: Vec<String> = Vec::new();
+    // Tree ACL index of each `Acl` record, by position.
+    let mut acls: Vec<u32> = Vec::new();
+    // The ids and path lengths of the current node's ancestors, by depth.
+    let mut stack: Vec<(NodeId, usize)> = Vec::new();
+    let mut path_buf = String::from("/");
+    let mut name_buf = String::new();
     let (mut n_nodes, mut n_sessions) = (0u64, 0u64);
     loop {
         let record = frames
@@ -310,48 +307,25 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                 if n_nodes > 0 || n_sessions > 0 {
                     return Err(damaged("acl record after nodes"));
                 }
-                acls.push(state.tree.intern_acl(list.into_owned()));
+                acls.push(state.tree.intern_acl(&list));
             }
             Record::Node(node) => {
                 if n_sessions > 0 {
                     return Err(damaged("node record after sessions"));
                 }
-                let path = node.path.into_owned();
-                if let Err(e) = path::validate(&path) {
-                    return Err(SnapshotError::Damaged(format!("node {e}")));
-                }
                 let acl = usize::try_from(node.acl_idx)
                     .ok()
                     .and_then(|idx| acls.get(idx))
-                    .cloned()
+                    .copied()
                     .ok_or_else(|| {
                         SnapshotError::Damaged(format!(
-                            "node {path:?} names acl {} of {}",
+                            "node {n_nodes} names acl {} of {}",
                             node.acl_idx,
                             acls.len()
                         ))
                     })?;
-                let system = Tree::is_system(&path);
-                if state.tree.get(&path).is_some() && (!system || system_seen.contains(&path)) {
-                    return Err(SnapshotError::Damaged(format!("node {path:?} twice")));
-                }
-                if system {
-                    system_seen.push(path.clone());
-                }
-                if path != "/" {
-                    let parent = state.tree.get_mut(path::parent(&path)).ok_or_else(|| {
-                        SnapshotError::Damaged(format!("node {path:?} comes before its parent"))
-                    })?;
-                    if let NodeKind::Ephemeral(_) = parent.kind() {
-                        return Err(SnapshotError::Damaged(format!(
-                            "node {path:?} is the child of an ephemeral"
-                        )));
-                    }
-                    parent.children.insert(path::name(&path).to_string());
-                }
-                let restored = Node {
-                    data: node.data.map(Cow::into_owned),
-                    acl,
+                let fields = Restored {
+                    data: node.data.as_deref(),
                     czxid: node.czxid,
                     mzxid: node.mzxid,
                     pzxid: node.pzxid,
@@ -361,9 +335,43 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                     creates: node.creates,
                     aversion: node.aversion,
                     owner: node.owner,
-                    children: BTreeSet::new(),
                 };
-                state.tree.restore(path, restored);
+                let depth = usize::try_from(node.depth).unwrap_or(usize::MAX);
+                if depth == 0 {
+                    if !node.name.is_empty() {
+                        return Err(damaged("a root with a name"));
+                    }
+                    let id = state
+                        .tree
+                        .restore_root(acl, &fields)
+                        .map_err(SnapshotError::Damaged)?;
+                    stack.push((id, 1));
+                } else {
+                    if depth > stack.len() {
+                        return Err(SnapshotError::Damaged(format!(
+                            "node {n_nodes} at depth {depth} below a node at depth {}",
+                            stack.len().saturating_sub(1)
+                        )));
+                    }
+                    name_buf.clear();
+                    name_buf.push('/');
+                    name_buf.push_str(&node.name);
+                    if let Err(e) = path::validate(&name_buf) {
+                        return Err(SnapshotError::Damaged(format!("node name {e}")));
+                    }
+                    stack.truncate(depth);
+                    let (parent, parent_len) = stack[depth - 1];
+                    path_buf.truncate(parent_len);
+                    if parent_len > 1 {
+                        path_buf.push('/');
+                    }
+                    path_buf.push_str(&node.name);
+                    let id = state
+                        .tree
+                        .restore_child(parent, &node.name, &path_buf, acl, &fields)
+                        .map_err(SnapshotError::Damaged)?;
+                    stack.push((id, path_buf.len()));
+                }
                 n_nodes += 1;
             }
             Record::Session(session) => {
@@ -408,7 +416,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             }
         }
     }
-    if state.tree.len() as u64 != n_nodes {
+    if SYSTEM_PATHS.iter().any(|p| state.tree.get(p).is_none()) {
         return Err(damaged("a system node is missing"));
     }
     check_loaded(&state)?;
@@ -420,7 +428,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
 /// nodes arrive), in one pass without allocating: counters and zxids
 /// agree, and every ephemeral's owner is a session of the snapshot.
 fn check_loaded(state: &State) -> Result<(), SnapshotError> {
-    for (p, node) in state.tree.iter() {
+    state.tree.freeze().walk(|p, _, _, node| {
         let zxid_max = node.czxid.max(node.mzxid).max(node.pzxid);
         if zxid_max > state.last_zxid || node.mzxid < node.czxid || node.pzxid < node.czxid {
             return Err(SnapshotError::Damaged(format!(
@@ -428,7 +436,7 @@ fn check_loaded(state: &State) -> Result<(), SnapshotError> {
                 state.last_zxid
             )));
         }
-        if !Tree::is_system(p) && i64::from(node.creates) < node.children.len() as i64 {
+        if !Tree::is_system(p) && i64::from(node.creates) < node.num_children() as i64 {
             return Err(SnapshotError::Damaged(format!(
                 "node {p:?} has fewer creates than children"
             )));
@@ -440,25 +448,36 @@ fn check_loaded(state: &State) -> Result<(), SnapshotError> {
                 )));
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file (or
 /// none) or the complete new one: a temporary file, fsync, rename, fsync of
 /// the directory.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomically`] with the bytes produced by `fill` into a buffered
+/// writer (a snapshot streamed from its source, never whole in memory).
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(TMP_SUFFIX);
     let tmp = dir.join(tmp_name);
     let written = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        file.write_all(bytes)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(dir)
@@ -486,7 +505,7 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{Id, Perms};
+    use crate::node::{Acl, Id, Perms};
     use crate::txn::{CreateTxn, Txn, TxnOp};
 
     fn sample_state() -> State {
@@ -534,14 +553,14 @@ mod tests {
     fn assert_same(a: &State, b: &State) {
         assert_eq!(a.last_zxid, b.last_zxid);
         assert_eq!(a.tree.len(), b.tree.len());
-        for (p, node) in a.tree.iter() {
+        a.tree.for_each(|p, node| {
             let other = b.tree.get(p).unwrap_or_else(|| panic!("{p} missing"));
             assert_eq!(node.stat(), other.stat(), "{p}");
-            assert_eq!(node.data, other.data, "{p}");
-            assert_eq!(node.acl, other.acl, "{p}");
+            assert_eq!(node.data(), other.data(), "{p}");
+            assert_eq!(node.acl(), other.acl(), "{p}");
             assert_eq!((node.creates, node.owner), (other.creates, other.owner));
-            assert_eq!(node.children, other.children, "{p}");
-        }
+            assert_eq!(node.child_names(), other.child_names(), "{p}");
+        });
         assert_eq!(a.sessions.ids(), b.sessions.ids());
         for id in a.sessions.ids() {
             let (x, y) = (a.sessions.get(id).unwrap(), b.sessions.get(id).unwrap());
@@ -558,12 +577,12 @@ mod tests {
         assert_same(&state, &decoded.state);
         decoded.state.check_invariants().unwrap();
         assert_eq!(
-            decoded.state.tree.get("/a").unwrap().data,
-            Some(b"v2".to_vec())
+            decoded.state.tree.get("/a").unwrap().data(),
+            Some(&b"v2"[..])
         );
         assert_eq!(
-            decoded.state.tree.get("/a/e").unwrap().data,
-            Some(Vec::new())
+            decoded.state.tree.get("/a/e").unwrap().data(),
+            Some(&[][..])
         );
     }
 
