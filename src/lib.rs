@@ -101,7 +101,7 @@ pub use event::{
 pub use node::{digest_id, Acl, CreateMode, Id, Perms, Stat};
 pub use remote::{RemoteBuilder, RemoteSession};
 #[doc(hidden)]
-pub use store::{fuzz_decode, StoreFaults};
+pub use store::{fuzz_decode, SnapshotCrash, StoreFaults};
 pub use store::{
     Durability, SnapshotFile, StoreReport, CACHE_BYTES_DEFAULT, SNAPSHOT_EVERY_TXNS_DEFAULT,
 };

@@ -25,6 +25,11 @@
 //! cycles are untouched. Then it cleans up, adds a history node and closes
 //! the store for the next cycle.
 //!
+//! Every fifth cycle (from the third) the child also aborts itself at one
+//! of the snapshot crash points (`SnapshotCrash`: mid-write, before and
+//! after the rename, before and after the log truncation) if the kill has
+//! not come first; recovery must then be as complete as after a kill.
+//!
 //! `cargo test --test crash` runs 50 cycles; `INNKEEPER_CRASH_CYCLES=5000
 //! cargo test --release --test crash` runs a long one. `INNKEEPER_SEED`
 //! replays a run (the seed is printed first).
@@ -39,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use innkeeper::{
     Coordinator, CreateMode, CreateOptions, Durability, ErrorKind, Keeper, KeeperBuilder,
-    ManualClock, Op, OpResult, Session, Stat,
+    ManualClock, Op, OpResult, Session, SnapshotCrash, Stat, StoreFaults,
 };
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +113,18 @@ fn parse_counter(data: &[u8]) -> Option<(usize, i64)> {
     let text = std::str::from_utf8(data.split(|b| *b == b';').next()?).ok()?;
     let (w, k) = text.split_once(':')?;
     Some((w.parse().ok()?, k.parse().ok()?))
+}
+
+/// The snapshot crash point a cycle's child aborts at, if any.
+fn crash_point(cycle: u64) -> Option<SnapshotCrash> {
+    const POINTS: [SnapshotCrash; 5] = [
+        SnapshotCrash::MidWrite,
+        SnapshotCrash::BeforeRename,
+        SnapshotCrash::AfterRename,
+        SnapshotCrash::BeforeLogTruncation,
+        SnapshotCrash::AfterLogTruncation,
+    ];
+    (cycle % 5 == 2).then(|| POINTS[(cycle / 5) as usize % POINTS.len()])
 }
 
 fn builder(durability: Durability) -> KeeperBuilder {
@@ -461,7 +478,13 @@ mod child {
             Durability::Durable
         };
         let log = Arc::new(SideLog::create(&side));
-        let keeper = builder(durability).open(&store).expect("child open");
+        let keeper = builder(durability)
+            .store_faults(StoreFaults {
+                crash_in_snapshot: crash_point(cycle),
+                ..StoreFaults::default()
+            })
+            .open(&store)
+            .expect("child open");
         log.record(&Line::Opened {
             zxid: keeper.last_zxid(),
         });
@@ -710,6 +733,7 @@ mod parent {
             keeper.shutdown().unwrap();
         }
         let (mut killed_before_open, mut acked_total) = (0u64, 0u64);
+        let mut aborted_in_snapshot = 0u64;
         for cycle in 0..cycles {
             let cycle_seed = rng.next();
             let periodic = cycle % 4 == 3;
@@ -722,9 +746,13 @@ mod parent {
                 std::thread::sleep(Duration::from_millis(rng.below(30)));
             } else {
                 wait_for_open(&mut child, &side, &stderr, cycle, seed);
-                // Another process holds the store: opening it must fail.
+                // Another process holds the store: opening it must fail
+                // (unless the child may have aborted itself by now).
                 match builder(Durability::Durable).open(&store) {
                     Err(e) if e.kind() == ErrorKind::StoreLocked => {}
+                    Ok(keeper) if crash_point(cycle).is_some() => {
+                        let _ = keeper.shutdown();
+                    }
                     other => fail(
                         cycle,
                         seed,
@@ -737,12 +765,16 @@ mod parent {
                 ));
             }
             if let Ok(Some(status)) = child.try_wait() {
-                fail(
-                    cycle,
-                    seed,
-                    &stderr,
-                    &format!("the child exited by itself: {status}"),
-                );
+                if crash_point(cycle).is_some() && !status.success() {
+                    aborted_in_snapshot += 1;
+                } else {
+                    fail(
+                        cycle,
+                        seed,
+                        &stderr,
+                        &format!("the child exited by itself: {status}"),
+                    );
+                }
             }
             child.kill().expect("kill");
             let _ = child.wait();
@@ -758,7 +790,8 @@ mod parent {
         }
         println!(
             "crash test: {cycles} cycles passed in {:.1?} ({acked_total} acknowledged ops, \
-             {killed_before_open} kills before the child had opened the store), seed {seed}",
+             {killed_before_open} kills before the child had opened the store, \
+             {aborted_in_snapshot} aborts at a snapshot crash point), seed {seed}",
             started.elapsed()
         );
         let _ = std::fs::remove_dir_all(&work);

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,10 +21,11 @@ use crate::store::codec::{self, Record, FORMAT_VERSION};
 use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
 use crate::store::snapshot::{
-    self, sync_dir, write_atomically, write_atomically_with, SnapshotError, TMP_SUFFIX,
+    self, sync_dir, write_atomically, write_atomically_with, SnapshotError, Step, TMP_SUFFIX,
 };
 use crate::store::{
-    Durability, SnapshotFile, Store, StoreOptions, StoreReport, PERIODIC_INTERVAL_MIN,
+    Durability, SnapshotCrash, SnapshotFile, Store, StoreOptions, StoreReport,
+    PERIODIC_INTERVAL_MIN,
 };
 use crate::txn::{Txn, TxnOp};
 
@@ -969,9 +971,28 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
         let log = slot.as_ref().ok_or_else(|| Error::new(ErrorKind::Io))?;
         log.make_durable()?;
     }
+    let crash = shared.options.faults.crash_in_snapshot;
+    let crash_at = |point: SnapshotCrash| {
+        if crash == Some(point) {
+            std::process::abort();
+        }
+    };
     let path = shared.layout.snapshot_path(job.zxid());
-    write_atomically_with(&path, |out| job.write_to(out))
-        .map_err(|e| io_error(e, "writing", &path))?;
+    snapshot::write_atomically_staged(
+        &path,
+        |out| {
+            if crash == Some(SnapshotCrash::MidWrite) {
+                job.write_to(&mut AbortAfter { out, left: 512 })
+            } else {
+                job.write_to(out)
+            }
+        },
+        |step| match step {
+            Step::Synced => crash_at(SnapshotCrash::BeforeRename),
+            Step::Renamed => crash_at(SnapshotCrash::AfterRename),
+        },
+    )
+    .map_err(|e| io_error(e, "writing", &path))?;
     shared.status.lock().last_snapshot_zxid = job.zxid();
     let snapshots = list_snapshots(&shared.layout.snapshots)?;
     for (_, old) in snapshots.iter().skip(SNAPSHOTS_KEPT) {
@@ -979,6 +1000,7 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
     }
     sync_dir(&shared.layout.snapshots)
         .map_err(|e| io_error(e, "syncing", &shared.layout.snapshots))?;
+    crash_at(SnapshotCrash::BeforeLogTruncation);
     if snapshots.len() >= SNAPSHOTS_KEPT {
         if let Some((oldest_kept, _)) = snapshots.get(SNAPSHOTS_KEPT - 1) {
             let slot = shared.log.read();
@@ -987,6 +1009,7 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
             }
         }
     }
+    crash_at(SnapshotCrash::AfterLogTruncation);
     Ok(())
 }
 
@@ -1113,4 +1136,27 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// A writer that passes `left` bytes on, then flushes them and aborts the
+/// process: a crash in the middle of a snapshot file (fault injection).
+struct AbortAfter<'a> {
+    out: &'a mut dyn Write,
+    left: usize,
+}
+
+impl Write for AbortAfter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() >= self.left {
+            self.out.write_all(&buf[..self.left])?;
+            self.out.flush()?;
+            std::process::abort();
+        }
+        self.left -= buf.len();
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }

@@ -129,6 +129,27 @@ pub struct StoreFaults {
     pub fail_after_write: Option<u64>,
     /// After a failure, fail this many attempts to recover before one succeeds.
     pub failing_recoveries: u32,
+    /// Abort the process (as a crash would) at this point of the first
+    /// background snapshot that reaches it: the crash test's snapshot
+    /// crash points.
+    pub crash_in_snapshot: Option<SnapshotCrash>,
+}
+
+/// Where [`StoreFaults::crash_in_snapshot`] aborts the process. Not part of
+/// the stable API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotCrash {
+    /// Part of the temporary file written.
+    MidWrite,
+    /// The temporary file complete and synced, not yet renamed.
+    BeforeRename,
+    /// Renamed to its final name, the directory not yet synced.
+    AfterRename,
+    /// Older snapshots removed, the log not yet truncated.
+    BeforeLogTruncation,
+    /// The log truncated up to the older kept snapshot.
+    AfterLogTruncation,
 }
 
 /// Everything the disk store needs from the builder.

@@ -465,6 +465,24 @@ pub(crate) fn write_atomically_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    write_atomically_staged(path, fill, |_| {})
+}
+
+/// A step of [`write_atomically_staged`], for crash injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The temporary file is complete and synced.
+    Synced,
+    /// It has its final name; the directory is not synced yet.
+    Renamed,
+}
+
+/// [`write_atomically_with`], calling `at` after each [`Step`].
+pub(crate) fn write_atomically_staged(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    at: impl Fn(Step),
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(TMP_SUFFIX);
@@ -479,7 +497,9 @@ pub(crate) fn write_atomically_with(
         fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        at(Step::Synced);
         fs::rename(&tmp, path)?;
+        at(Step::Renamed);
         sync_dir(dir)
     })();
     if written.is_err() {
