@@ -607,6 +607,86 @@ mod tests {
     }
 
     #[test]
+    fn a_deep_tree_is_linear_on_disk_and_round_trips() {
+        // A node record holds its name and depth, never its path: 5 000
+        // levels (paths up to 10 kB) must not cost 5 000 paths.
+        const DEPTH: i64 = 5_000;
+        let mut state = State::new(100);
+        let mut p = String::new();
+        for zxid in 1..=DEPTH {
+            p.push_str("/d");
+            let txn = Txn {
+                zxid,
+                time_ms: 1,
+                op: TxnOp::Create(CreateTxn {
+                    path: p.clone(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    owner: 0,
+                }),
+            };
+            state.apply(&txn).unwrap();
+        }
+        let bytes = encode(&state, 0, 0).unwrap();
+        assert!(
+            bytes.len() < 64 * DEPTH as usize,
+            "{} bytes for {DEPTH} nodes",
+            bytes.len()
+        );
+        let decoded = decode(&bytes, 100, 0).unwrap();
+        assert_same(&state, &decoded.state);
+        assert!(decoded.state.tree.get(&p).is_some());
+        decoded.state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn siblings_out_of_order_or_depth_jumps_are_damage() {
+        let state = sample_state();
+        let bytes = encode(&state, 0, 0).unwrap();
+        let mut frames = Frames {
+            rest: &bytes[MAGIC.len()..],
+            offset: MAGIC.len(),
+        };
+        let mut records = Vec::new();
+        while let Some(record) = frames.next_record().unwrap() {
+            records.push(record);
+        }
+        let reframe = |records: &[Record<'_>]| {
+            let mut out = MAGIC.to_vec();
+            for r in records {
+                push_frame(&mut out, r).unwrap();
+            }
+            out
+        };
+        assert!(decode(&reframe(&records), 100, 0).is_ok());
+        let nodes: Vec<usize> = (0..records.len())
+            .filter(|&i| matches!(records[i], Record::Node(_)))
+            .collect();
+        // Swap two siblings ("a" and "c" under the root).
+        let (a, c) = (
+            nodes
+                .iter()
+                .copied()
+                .find(|&i| matches!(&records[i], Record::Node(n) if n.name == "a"))
+                .unwrap(),
+            nodes
+                .iter()
+                .copied()
+                .find(|&i| matches!(&records[i], Record::Node(n) if n.name == "c"))
+                .unwrap(),
+        );
+        let mut swapped = records.clone();
+        swapped.swap(a, c);
+        assert!(decode(&reframe(&swapped), 100, 0).is_err());
+        // A node two levels below its predecessor.
+        let mut jumped = records.clone();
+        if let Record::Node(n) = &mut jumped[c] {
+            n.depth = 4;
+        }
+        assert!(decode(&reframe(&jumped), 100, 0).is_err());
+    }
+
+    #[test]
     fn every_truncation_and_bit_flip_is_an_error() {
         let bytes = encode(&sample_state(), 0, 0).unwrap();
         for len in 0..bytes.len() {
