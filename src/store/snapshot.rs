@@ -493,9 +493,9 @@ pub(crate) fn write_atomically_staged(
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = BufWriter::with_capacity(1 << 20, SyncEvery { file, unsynced: 0 });
         fill(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = out.into_inner().map_err(|e| e.into_error())?.file;
         file.sync_all()?;
         at(Step::Synced);
         fs::rename(&tmp, path)?;
@@ -506,6 +506,33 @@ pub(crate) fn write_atomically_staged(
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// Bytes a big file write may leave unsynced: beyond them the writer
+/// syncs, so a snapshot reaches the disk in steps instead of one burst at
+/// its final fsync that the log's fsyncs would queue behind.
+const UNSYNCED_BYTES_MAX: usize = 8 << 20;
+
+/// A file that syncs its data every [`UNSYNCED_BYTES_MAX`] bytes.
+struct SyncEvery {
+    file: File,
+    unsynced: usize,
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n;
+        if self.unsynced >= UNSYNCED_BYTES_MAX {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The suffix of files [`write_atomically`] has not finished; recovery
