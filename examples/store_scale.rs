@@ -6,7 +6,8 @@
 //! state is taken.
 //!
 //! Run: `cargo run --release --example store_scale -- --nodes 1000000`
-//! (repeat `--nodes` for several sizes; default 100 000 and 1 000 000).
+//! (repeat `--nodes` for several sizes; default 100 000 and 1 000 000), or
+//! `-- --deep 20000` for one chain of 20 000 levels.
 //! Stores live in the system temp dir (`TMPDIR`).
 //!
 //! Figures printed per size:
@@ -52,6 +53,18 @@ pub fn main() {
         // `--load-only DIR N`: build a store in DIR and stop (profiling).
         let nodes = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
         load(Path::new(&args[2]), nodes);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--reopen-deep") {
+        reopen_deep(Path::new(&args[2]));
+        return;
+    }
+    if let Some(levels) = args
+        .windows(2)
+        .find(|w| w[0] == "--deep")
+        .and_then(|w| w[1].replace('_', "").parse::<usize>().ok())
+    {
+        deep(levels);
         return;
     }
     let mut sizes: Vec<usize> = args
@@ -234,6 +247,61 @@ fn reopen(dir: &Path, nodes: usize) {
     }
     s.close().expect("close");
     keeper.shutdown().expect("shutdown");
+}
+
+/// `--deep N`: one chain of N levels (`/d/d/d/...`), loaded one create at
+/// a time in the periodic mode; RSS, disk, and a restart in a fresh
+/// process.
+fn deep(levels: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let keeper = Keeper::builder()
+        .durability(Durability::Periodic(Duration::from_millis(100)))
+        .open(dir.path())
+        .expect("open");
+    let s = keeper.session().expect("session");
+    let mut p = String::new();
+    for _ in 0..levels {
+        p.push_str("/d");
+        s.create(&p, b"", CreateMode::Persistent).expect("create");
+    }
+    let took = started.elapsed();
+    let rss = rss_bytes().saturating_sub(rss_before);
+    s.close().expect("close");
+    keeper.shutdown().expect("shutdown");
+    drop(keeper);
+    std::thread::sleep(Duration::from_secs(2));
+    println!(
+        "deep tree of {levels} levels: loaded in {took:.1?}; RSS +{:.1} MiB; disk {:.1} MiB \
+         ({:.1} MiB snapshots)",
+        mib(rss),
+        mib(disk_bytes(dir.path())),
+        mib(disk_bytes(&dir.path().join("snapshots")))
+    );
+    let out = Command::new(std::env::current_exe().expect("exe"))
+        .arg("--reopen-deep")
+        .arg(dir.path())
+        .output()
+        .expect("child");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn reopen_deep(dir: &Path) {
+    let before = rss_bytes();
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let keeper = Keeper::open(dir).expect("reopen");
+    let s = keeper.session().expect("session");
+    s.get_data("/d").expect("first read");
+    let took = started.elapsed();
+    println!(
+        "deep tree of {} nodes: restart to first getData {took:.2?} ({:.2?} CPU); RSS +{:.1} MiB",
+        keeper.node_count(),
+        cpu_time().saturating_sub(cpu_before),
+        mib(rss_bytes().saturating_sub(before))
+    );
 }
 
 fn snapshot_names(dir: &Path) -> Vec<String> {

@@ -512,8 +512,9 @@ impl KeeperBuilder {
     /// Recovery loads the newest
     /// snapshot and replays the log after it, so fewer txns between
     /// snapshots means a faster open but more snapshot work; a snapshot
-    /// encodes the state while writes wait, then is written in the
-    /// background. A snapshot is also taken after 256 MiB of log.
+    /// takes a copy-on-write view of the state (writes do not wait) and is
+    /// encoded and written in the background. A snapshot is also taken once the log grew by 64 MiB
+    /// or by the last snapshot's size, whichever is larger.
     ///
     /// ```
     /// use innkeeper::Keeper;

@@ -48,8 +48,12 @@ const DAMAGED_SUFFIX: &str = ".damaged";
 /// damaged newest snapshot still leaves a complete older one plus log.
 const SNAPSHOTS_KEPT: usize = 2;
 /// Log bytes written since the last snapshot that trigger a new one even
-/// before `snapshot_every_txns` txns.
-const SNAPSHOT_EVERY_LOG_BYTES: u64 = 256 * 1024 * 1024;
+/// before `snapshot_every_txns` txns: this many, or the size of the last
+/// snapshot if larger. So the log stays within about twice the larger of
+/// this and the state's size, however big each txn (a create in a very
+/// deep tree logs its whole path), and a snapshot costs at most about as
+/// much as the log it retires.
+const SNAPSHOT_EVERY_LOG_BYTES_MIN: u64 = 64 * 1024 * 1024;
 
 /// The paths of a store directory.
 #[derive(Debug, Clone)]
@@ -269,6 +273,8 @@ struct Status {
     log_bytes_since_snapshot: u64,
     snapshot_in_flight: bool,
     last_snapshot_zxid: i64,
+    /// Size of the newest snapshot file.
+    last_snapshot_bytes: u64,
     session_id_high: i64,
     /// Written to the log but not yet flushed (periodic mode).
     dirty: bool,
@@ -395,7 +401,12 @@ impl DiskStore {
         remove_tmp_files(&layout.snapshots)?;
         let (mut recovered, replayed, base_zxid) = recover(&layout, &log, options.tick_ms, now_ms)?;
         recovered.state.sessions.refresh_all(now_ms);
+        let last_snapshot_bytes = list_snapshots(&layout.snapshots)?
+            .first()
+            .and_then(|(_, p)| fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
         let status = Status {
+            last_snapshot_bytes,
             failing_recoveries_left: options.faults.failing_recoveries,
             txns_since_snapshot: replayed,
             last_snapshot_zxid: base_zxid,
@@ -559,7 +570,8 @@ impl DiskStore {
         let high = {
             let mut status = self.shared.status.lock();
             let due = status.txns_since_snapshot >= self.shared.options.snapshot_every_txns
-                || status.log_bytes_since_snapshot >= SNAPSHOT_EVERY_LOG_BYTES;
+                || status.log_bytes_since_snapshot
+                    >= SNAPSHOT_EVERY_LOG_BYTES_MIN.max(status.last_snapshot_bytes);
             if !due || status.snapshot_in_flight || state.last_zxid <= status.last_snapshot_zxid {
                 return;
             }
@@ -993,7 +1005,12 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
         },
     )
     .map_err(|e| io_error(e, "writing", &path))?;
-    shared.status.lock().last_snapshot_zxid = job.zxid();
+    let written = fs::metadata(&path).map_or(0, |m| m.len());
+    {
+        let mut status = shared.status.lock();
+        status.last_snapshot_zxid = job.zxid();
+        status.last_snapshot_bytes = written;
+    }
     let snapshots = list_snapshots(&shared.layout.snapshots)?;
     for (_, old) in snapshots.iter().skip(SNAPSHOTS_KEPT) {
         fs::remove_file(old).map_err(|e| io_error(e, "removing", old))?;
