@@ -513,8 +513,9 @@ impl KeeperBuilder {
     /// snapshot and replays the log after it, so fewer txns between
     /// snapshots means a faster open but more snapshot work; a snapshot
     /// takes a copy-on-write view of the state (writes do not wait) and is
-    /// encoded and written in the background. A snapshot is also taken once the log grew by 64 MiB
-    /// or by the last snapshot's size, whichever is larger.
+    /// encoded and written in the background. A snapshot is also taken
+    /// once the log grew by 64 MiB or by the last snapshot's size,
+    /// whichever is larger.
     ///
     /// ```
     /// use innkeeper::Keeper;
