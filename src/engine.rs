@@ -797,20 +797,6 @@ impl Engine {
         self.reader(session_id)?.get_children(identities, p, watch)
     }
 
-    /// `getChildren2` as ZooKeeper 3.8 answers it on the wire: the names in
-    /// the iteration order of its child `HashSet` (`javaorder`), from each
-    /// child's create zxid and the most children the node ever had.
-    pub(crate) fn get_children_wire(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-        watch: Option<&dyn Fn(bool)>,
-    ) -> Result<(Vec<String>, Stat)> {
-        self.reader(session_id)?
-            .get_children_wire(identities, p, watch)
-    }
-
     /// Registers a one-shot watch (server side, then client side through
     /// `register`) while the caller still holds the state read lock.
     fn watch_standard(
