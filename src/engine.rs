@@ -5,11 +5,15 @@
 //! completion and does not wait ([`Engine::submit`]); `Engine::write` is the
 //! blocking form. In the durable modes one committer thread per engine drains
 //! the queue (group commit: everything queued while it flushed is the next
-//! batch), preps every request against the applied state plus what is
-//! already prepared, persists the batch as one atomic write with one flush,
-//! then, under the state write lock, applies each txn, triggers its watches,
-//! hands the notifications to each session's sink and completes that
-//! request, in queue order. So no reply, event or read exposes a write before
+//! batch; a blocked `write` caller that finds no batch committing commits
+//! the queue itself, saving a thread hand-off). The batch is taken under the
+//! commit lock, so batches commit in queue order. Each request is prepped
+//! against the applied state plus what is already prepared; the batch is
+//! persisted as one atomic write with one flush; then, under the state write
+//! lock, each txn is applied, its watches triggered, the notifications
+//! handed to each session's sink and the request completed, in queue order
+//! (so the completion of a request follows its own events, as ZooKeeper's
+//! final processor does). So no reply, event or read exposes a write before
 //! the store has it, and every session's events are queued before any later
 //! reply it gets. In memory there is no flush to share: the caller commits
 //! inline.
@@ -273,13 +277,42 @@ impl Engine {
     ) -> Result<Written> {
         let slot = Arc::new(Slot::default());
         let filled = slot.clone();
-        self.submit(
-            session_id,
-            identities,
-            write,
-            hooks,
-            Box::new(move |result, _| finish(&filled, result)),
-        );
+        let done: Completion = Box::new(move |result, _| finish(&filled, result));
+        if self.store.is_none() {
+            self.submit(session_id, identities, write, hooks, done);
+        } else if let Err(e) = self.check_open() {
+            return Err(e);
+        } else {
+            let queued = Queued {
+                session_id,
+                identities,
+                write,
+                hooks,
+                done,
+            };
+            {
+                let mut queue = self.queue.state.lock();
+                if queue.stopped {
+                    return Err(Error::new(ErrorKind::Closed));
+                }
+                queue.items.push(queued);
+            }
+            // A blocked caller has nothing better to do: if no batch is
+            // committing, it commits the queue itself (its own write
+            // included), saving the hand-off to the committer thread.
+            // Otherwise the committer takes it with the next batch.
+            match self.commit.try_lock() {
+                Some(mut next_session_id) => {
+                    let batch = std::mem::take(&mut self.queue.state.lock().items);
+                    if !batch.is_empty() {
+                        self.commit_batch(batch, &mut next_session_id);
+                    }
+                }
+                None => {
+                    self.queue.ready.notify_one();
+                }
+            }
+        }
         let mut result = slot.result.lock();
         while result.is_none() {
             slot.ready.wait_for(&mut result, Duration::from_millis(100));
@@ -1148,27 +1181,27 @@ impl CommitQueue {
 /// last keeper handle ends it.
 fn commit_loop(queue: &CommitQueue, engine: &Weak<Engine>) {
     loop {
-        let batch = {
+        {
             let mut state = queue.state.lock();
             while state.items.is_empty() && !state.stopped {
                 queue.ready.wait(&mut state);
             }
-            std::mem::take(&mut state.items)
-        };
-        if batch.is_empty() {
-            return;
-        }
-        match engine.upgrade() {
-            Some(engine) => {
-                let mut next_session_id = engine.commit.lock();
-                engine.commit_batch(batch, &mut next_session_id);
-            }
-            None => {
-                for q in batch {
-                    (q.done)(Err(Error::new(ErrorKind::Closed)), 0);
-                }
+            if state.items.is_empty() {
                 return;
             }
+        }
+        let Some(engine) = engine.upgrade() else {
+            for q in std::mem::take(&mut queue.state.lock().items) {
+                (q.done)(Err(Error::new(ErrorKind::Closed)), 0);
+            }
+            return;
+        };
+        // The batch is taken under the commit lock, so batches commit in
+        // queue order whether this thread or a blocked writer commits them.
+        let mut next_session_id = engine.commit.lock();
+        let batch = std::mem::take(&mut queue.state.lock().items);
+        if !batch.is_empty() {
+            engine.commit_batch(batch, &mut next_session_id);
         }
     }
 }
