@@ -339,17 +339,21 @@ pub fn spawn_innkeeper(
     bin: &std::path::Path,
     extra: &[&str],
 ) -> io::Result<(std::process::Child, SocketAddr, Duration)> {
+    let mut args = vec!["--in-memory"];
+    args.extend_from_slice(extra);
+    spawn_innkeeper_with(bin, &args)
+}
+
+/// Starts `innkeeper serve` on a free port with exactly these extra flags
+/// (durable unless they say `--in-memory`).
+pub fn spawn_innkeeper_with(
+    bin: &std::path::Path,
+    extra: &[&str],
+) -> io::Result<(std::process::Child, SocketAddr, Duration)> {
     use std::io::BufRead;
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--in-memory",
-            "--max-client-connections",
-            "0",
-        ])
+        .args(["serve", "--port", "0", "--max-client-connections", "0"])
         .args(extra)
         .stderr(std::process::Stdio::piped())
         .spawn()?;
