@@ -319,7 +319,7 @@ impl Pipeline {
         if self.run_read(&item, &request) {
             return;
         }
-        let (answer, stop) = self.run_other(request);
+        let (answer, stop) = self.run_other(&item, request);
         let zxid = match item.op {
             opcode::AUTH => 0,
             _ => self.engine().last_zxid(),
@@ -432,7 +432,7 @@ impl Pipeline {
 
     /// Everything that is neither a write nor a read of the tree. Returns
     /// the answer (None: already queued) and whether to close after it.
-    fn run_other(&self, request: Request) -> (Option<Answer>, bool) {
+    fn run_other(&self, item: &Item, request: Request) -> (Option<Answer>, bool) {
         let sid = self.session_id;
         let engine = self.engine();
         let answer = match request {
@@ -494,10 +494,17 @@ impl Pipeline {
             // No SASL provider is configured: say so without dropping the client.
             Request::Sasl { .. } => Err(ErrorKind::Unimplemented.code()),
             Request::AddWatch { path, mode } => match mode {
-                0 | 1 => engine
-                    .add_watch(sid, &path, mode == 1, &|| {})
-                    .map(|()| Response::AddWatch)
-                    .map_err(|e| code(&e)),
+                0 | 1 => {
+                    // The reply is queued while the engine still holds the
+                    // state lock: a client registers its watcher when the
+                    // reply comes, so no event of the new watch may come first.
+                    let zxid = engine.last_zxid();
+                    let reply_now = || self.reply(item, zxid, &Ok(Response::AddWatch));
+                    return match engine.add_watch(sid, &path, mode == 1, &reply_now) {
+                        Ok(()) => (None, false),
+                        Err(e) => (Some(Err(code(&e))), false),
+                    };
+                }
                 _ => Err(ErrorKind::BadArguments.code()),
             },
             Request::WhoAmI => Ok(Response::WhoAmI {
