@@ -359,10 +359,13 @@ fn serve(shared: &Arc<Shared>, sock: &mut Sock, scratch: &mut [u8]) -> Outcome {
         if sock.conn.with_out(|out| out.closed) {
             return Outcome::Close("closed");
         }
-        if let Err(reason) = take_frames(shared, sock) {
-            sock.conn.kill(reason);
-            return Outcome::Close(reason);
-        }
+        let held_back = match take_frames(shared, sock) {
+            Ok(held_back) => held_back,
+            Err(reason) => {
+                sock.conn.kill(reason);
+                return Outcome::Close(reason);
+            }
+        };
         if let Err(e) = flush(shared, sock) {
             shared.warn(format_args!(
                 "connection {}: write failed: {e}",
@@ -370,6 +373,10 @@ fn serve(shared: &Arc<Shared>, sock: &mut Sock, scratch: &mut [u8]) -> Outcome {
             ));
             sock.conn.kill("writing to the client failed or stalled");
             return Outcome::Close("writing to the client failed or stalled");
+        }
+        if held_back && sock.conn.queued().1 <= shared.config.output_bytes_soft_max {
+            // Requests waited for room that the flush just made.
+            continue;
         }
         let drained = sock.wpos == sock.wbuf.len() && sock.conn.queued().0 == 0;
         let closing = sock.conn.with_out(|out| out.close_when_flushed);
@@ -418,8 +425,9 @@ fn serve(shared: &Arc<Shared>, sock: &mut Sock, scratch: &mut [u8]) -> Outcome {
 }
 
 /// Moves complete frames from the splitter into the handshake or the
-/// session pipeline, and lets the pipeline dispatch.
-fn take_frames(shared: &Arc<Shared>, sock: &mut Sock) -> Result<(), &'static str> {
+/// session pipeline, and lets the pipeline dispatch. True when requests are
+/// held back until the output drains.
+fn take_frames(shared: &Arc<Shared>, sock: &mut Sock) -> Result<bool, &'static str> {
     if let Phase::Handshake { .. } = sock.phase {
         if let Some(word) = four_letter_word(sock.splitter.pending()) {
             shared
@@ -431,17 +439,17 @@ fn take_frames(shared: &Arc<Shared>, sock: &mut Sock) -> Result<(), &'static str
             sock.conn.push_reply(text.into_bytes());
             sock.conn.close_when_flushed();
             sock.phase = Phase::Closing;
-            return Ok(());
+            return Ok(false);
         }
         match sock.splitter.next_frame() {
             Ok(Some(first)) => handshake(shared, sock, &first)?,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(false),
             Err(_) => return Err("frame too large"),
         }
     }
     if let Phase::Connecting { hooks } = &sock.phase {
         let Some(session_id) = sock.conn.session_id() else {
-            return Ok(());
+            return Ok(false);
         };
         shared.claim_session(session_id, &sock.conn);
         sock.phase = Phase::Session(Pipeline::new(
@@ -469,12 +477,13 @@ fn take_frames(shared: &Arc<Shared>, sock: &mut Sock) -> Result<(), &'static str
                 }
             }
         }
-        pipeline.dispatch();
+        let held_back = pipeline.dispatch();
         if pipeline.stopped() {
             sock.phase = Phase::Closing;
         }
+        return Ok(held_back);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The ConnectRequest: a new session goes through the engine's commit

@@ -235,24 +235,32 @@ impl Pipeline {
     }
 
     /// Hands waiting requests to the engine or answers them, in order, as
-    /// far as the ordering rules allow.
-    pub(crate) fn dispatch(&mut self) {
+    /// far as the ordering rules allow. True when it stopped only because
+    /// the connection's output is above the soft limit.
+    pub(crate) fn dispatch(&mut self) -> bool {
         while let Some(front) = self.waiting.front() {
             if self.stopped {
                 self.waiting.clear();
                 self.waiting_bytes = 0;
-                return;
+                return false;
             }
             let is_write = matches!(front.kind, Kind::Write(..));
             if !is_write && self.conn.writes_in_flight.load(Ordering::Acquire) > 0 {
-                return;
+                return false;
+            }
+            // Back-pressure: a client that asks faster than it reads gets
+            // no more answers queued until its output drains (the loop
+            // calls again as it does).
+            if self.conn.queued().1 > self.shared.config.output_bytes_soft_max {
+                return true;
             }
             let Some(item) = self.waiting.pop_front() else {
-                return;
+                return false;
             };
             self.waiting_bytes -= item.len;
             self.run(item);
         }
+        false
     }
 
     fn engine(&self) -> &Engine {

@@ -467,3 +467,34 @@ fn a_slow_reader_does_not_hold_up_other_connections() {
     }
     drop(slow);
 }
+
+/// Back-pressure on pipelined reads: a client that asks for far more than
+/// it reads gets no more answers queued than the soft limit allows (the
+/// rest wait as requests), and all of them once it reads, in order.
+#[test]
+fn pipelined_reads_wait_while_the_output_is_full() {
+    let (keeper, server) = crate::client::server();
+    let addr = server.local_addr();
+    let session = keeper.session().unwrap();
+    session
+        .create("/big", &[7u8; 200_000], innkeeper::CreateMode::Persistent)
+        .unwrap();
+    let mut slow = Client::connect(addr);
+    let me = slow.stream.local_addr().unwrap();
+    let requests: Vec<Request> = (0..100).map(|_| get("/big", false)).collect();
+    let sent = pipeline(&mut slow, &requests);
+    // The server's view of this connection's queue, from `cons`.
+    let queued = || -> Option<usize> {
+        let cons = crate::client::four_letter(addr, "cons");
+        let line = cons.lines().find(|l| l.contains(&format!("/{me}[")))?;
+        let n = line.split("queued=").nth(1)?.split(',').next()?;
+        n.parse().ok()
+    };
+    crate::client::eventually("replies queued", || queued().is_some_and(|n| n > 0));
+    // 1 MiB soft limit / 200 KB replies: a handful, not the 100 asked for.
+    let n = queued().unwrap();
+    assert!(n <= 8, "{n} replies queued for a client that reads nothing");
+    let seen = read_replies(&mut slow, &sent);
+    let xids: Vec<i32> = sent.iter().map(|(x, _)| *x).collect();
+    assert_eq!(reply_xids(&seen), xids);
+}
