@@ -103,12 +103,18 @@ impl Shape {
     }
 }
 
-/// One request taken from the socket, waiting its turn.
-struct Item {
+/// What a reply needs to know of its request.
+#[derive(Clone, Copy)]
+struct Tag {
     xid: i32,
     op: i32,
-    len: usize,
     started: Instant,
+}
+
+/// One request taken from the socket, waiting its turn.
+struct Item {
+    tag: Tag,
+    len: usize,
     kind: Kind,
 }
 
@@ -185,26 +191,32 @@ impl Pipeline {
         let started = Instant::now();
         let item = match decode_request(body) {
             Ok((header, request)) => Item {
-                xid: header.xid,
-                op: header.opcode,
+                tag: Tag {
+                    xid: header.xid,
+                    op: header.opcode,
+                    started,
+                },
                 len: body.len(),
-                started,
                 kind: classify(request),
             },
             Err(e) => match decode_request_header(body) {
                 // A frame too short for a header cannot be answered (H.9).
                 Err(_) => Item {
-                    xid: 0,
-                    op: 0,
+                    tag: Tag {
+                        xid: 0,
+                        op: 0,
+                        started,
+                    },
                     len: body.len(),
-                    started,
                     kind: Kind::Unanswerable,
                 },
                 Ok(header) => Item {
-                    xid: header.xid,
-                    op: header.opcode,
+                    tag: Tag {
+                        xid: header.xid,
+                        op: header.opcode,
+                        started,
+                    },
                     len: body.len(),
-                    started,
                     kind: match e.kind() {
                         // deleteContainer (20) is ZooKeeper's internal op: a
                         // client sending it gets BadArguments and keeps its
@@ -271,16 +283,8 @@ impl Pipeline {
         self.hooks.identities.read().clone()
     }
 
-    fn reply(&self, item: &Item, zxid: i64, answer: &Answer) {
-        reply(
-            &self.shared,
-            &self.conn,
-            item.xid,
-            item.op,
-            item.started,
-            zxid,
-            answer,
-        );
+    fn reply(&self, tag: Tag, zxid: i64, answer: &Answer) {
+        reply(&self.shared, &self.conn, tag, zxid, answer);
     }
 
     fn stop(&mut self) {
@@ -291,18 +295,15 @@ impl Pipeline {
     fn run(&mut self, item: Item) {
         let engine = &self.shared.keeper.engine;
         let touched = engine.touch(self.session_id);
+        let tag = item.tag;
         let request = match item.kind {
             Kind::Unanswerable => {
                 self.stop();
                 return;
             }
-            Kind::Fixed {
-                ref answer,
-                zxid,
-                stop,
-            } => {
+            Kind::Fixed { answer, zxid, stop } => {
                 let zxid = zxid.unwrap_or_else(|| self.engine().last_zxid());
-                self.reply(&item, zxid, answer);
+                self.reply(tag, zxid, &answer);
                 if stop {
                     self.stop();
                 }
@@ -310,30 +311,26 @@ impl Pipeline {
             }
             _ if !touched => {
                 let zxid = self.engine().last_zxid();
-                self.reply(&item, zxid, &Err(ErrorKind::SessionExpired.code()));
+                self.reply(tag, zxid, &Err(ErrorKind::SessionExpired.code()));
                 self.stop();
                 return;
             }
             Kind::Write(write, shape) => {
-                self.submit(item.xid, item.op, item.started, write, shape);
+                self.submit(tag, write, shape);
                 return;
             }
             Kind::Other(request) => request,
         };
-        let item = Item {
-            kind: Kind::Unanswerable,
-            ..item
-        };
-        if self.run_read(&item, &request) {
+        if self.run_read(tag, &request) {
             return;
         }
-        let (answer, stop) = self.run_other(&item, request);
-        let zxid = match item.op {
+        let (answer, stop) = self.run_other(tag, request);
+        let zxid = match tag.op {
             opcode::AUTH => 0,
             _ => self.engine().last_zxid(),
         };
         if let Some(answer) = answer {
-            self.reply(&item, zxid, &answer);
+            self.reply(tag, zxid, &answer);
         }
         if stop {
             self.stop();
@@ -341,7 +338,7 @@ impl Pipeline {
     }
 
     /// Hands a write to the engine; its reply is queued when it completes.
-    fn submit(&mut self, xid: i32, op: i32, started: Instant, write: Write, shape: Shape) {
+    fn submit(&mut self, tag: Tag, write: Write, shape: Shape) {
         if matches!(shape, Shape::Close) {
             // Nothing after closeSession is answered.
             self.stopped = true;
@@ -352,7 +349,7 @@ impl Pipeline {
         conn.writes_in_flight.fetch_add(1, Ordering::AcqRel);
         let done: Completion = Box::new(move |result, zxid| {
             let answer = shape.answer(result);
-            reply(&shared, &conn, xid, op, started, zxid, &answer);
+            reply(&shared, &conn, tag, zxid, &answer);
             if matches!(shape, Shape::Close) {
                 if answer.is_ok() {
                     tracing::info!(target: "innkeeper::session", "session {session_id:#x} closed");
@@ -371,7 +368,7 @@ impl Pipeline {
 
     /// Answers a read while holding the state lock, so its reply is queued
     /// before any notification of a later change. False: not a read.
-    fn run_read(&self, item: &Item, request: &Request) -> bool {
+    fn run_read(&self, tag: Tag, request: &Request) -> bool {
         let is_read = matches!(
             request,
             Request::Exists { .. }
@@ -391,7 +388,7 @@ impl Pipeline {
             Ok(reader) => reader,
             Err(e) => {
                 let zxid = self.engine().last_zxid();
-                self.reply(item, zxid, &Err(code(&e)));
+                self.reply(tag, zxid, &Err(code(&e)));
                 return true;
             }
         };
@@ -433,14 +430,14 @@ impl Pipeline {
             _ => Err(ErrorKind::SystemError.code()),
         };
         // Queued before the lock goes: see the module docs.
-        self.reply(item, reader.last_zxid(), &answer);
+        self.reply(tag, reader.last_zxid(), &answer);
         drop(reader);
         true
     }
 
     /// Everything that is neither a write nor a read of the tree. Returns
     /// the answer (None: already queued) and whether to close after it.
-    fn run_other(&self, item: &Item, request: Request) -> (Option<Answer>, bool) {
+    fn run_other(&self, tag: Tag, request: Request) -> (Option<Answer>, bool) {
         let sid = self.session_id;
         let engine = self.engine();
         let answer = match request {
@@ -507,7 +504,7 @@ impl Pipeline {
                     // state lock: a client registers its watcher when the
                     // reply comes, so no event of the new watch may come first.
                     let zxid = engine.last_zxid();
-                    let reply_now = || self.reply(item, zxid, &Ok(Response::AddWatch));
+                    let reply_now = || self.reply(tag, zxid, &Ok(Response::AddWatch));
                     return match engine.add_watch(sid, &path, mode == 1, &reply_now) {
                         Ok(()) => (None, false),
                         Err(e) => (Some(Err(code(&e))), false),
@@ -568,27 +565,20 @@ impl Pipeline {
 }
 
 /// Queues a reply on the connection and records its figures.
-fn reply(
-    shared: &Shared,
-    conn: &Conn,
-    xid: i32,
-    op: i32,
-    started: Instant,
-    zxid: i64,
-    answer: &Answer,
-) {
+fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
     let (err, body) = match answer {
         Ok(r) => (0, Some(r)),
         Err(c) => (*c, None),
     };
+    let xid = tag.xid;
     conn.push_reply(encode_reply(&ReplyHeader { xid, zxid, err }, body));
-    let elapsed = started.elapsed();
+    let elapsed = tag.started.elapsed();
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    if op != opcode::PING {
-        shared.record_request(op_name(op), elapsed);
+    if tag.op != opcode::PING {
+        shared.record_request(op_name(tag.op), elapsed);
     }
     let mut info = conn.info.lock();
-    info.last_op = op_name(op);
+    info.last_op = op_name(tag.op);
     info.last_cxid = xid;
     info.last_zxid = zxid;
     info.last_response_ms = super::wall_ms();
