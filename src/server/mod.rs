@@ -116,10 +116,12 @@ pub struct ServerConfig {
     /// A connection must complete its ConnectRequest within this (default
     /// 10 s, `zookeeper.nio.sessionlessCnxnTimeout`).
     pub handshake_timeout: Duration,
-    /// Above this many queued output bytes the reader stops taking requests
-    /// until the client reads (default 1 MiB).
+    /// Above this many queued output bytes the server neither reads nor
+    /// answers more of the connection's requests until the client reads
+    /// (default 1 MiB).
     pub output_bytes_soft_max: usize,
-    /// A connection whose queued output passes this is closed (default 16 MiB).
+    /// A connection whose queued output passes this through notifications
+    /// (which are never held back) is closed (default 16 MiB).
     pub output_bytes_max: usize,
     /// A connection whose socket accepts no bytes for this long is closed
     /// (default 30 s).
