@@ -1276,3 +1276,114 @@ fn spawn_ticker(engine: Weak<Engine>) {
         tracing::error!("cannot start the expiry thread: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Coordinator, Keeper};
+    use crate::node::CreateMode;
+
+    fn create(path: &str) -> Write {
+        Write::Op(WriteOp::Create {
+            path: path.to_string(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        })
+    }
+
+    /// (submission index, result ok, zxid given to the completion)
+    type Done = Arc<Mutex<Vec<(usize, bool, i64)>>>;
+
+    fn submit_all(engine: &Engine, session_id: i64, writes: Vec<Write>, done: &Done) {
+        for (i, write) in writes.into_iter().enumerate() {
+            let done = done.clone();
+            engine.submit(
+                session_id,
+                Vec::new(),
+                write,
+                None,
+                Box::new(move |result, zxid| done.lock().push((i, result.is_ok(), zxid))),
+            );
+        }
+    }
+
+    #[test]
+    fn durable_submits_complete_in_order_and_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let keeper = Keeper::open(dir.path()).unwrap();
+        let session = keeper.session().unwrap();
+        let engine = &keeper.engine;
+        let n = 300;
+        // Every third write fails (the node exists): failures keep their
+        // place in the order and take no zxid.
+        let writes = (0..n)
+            .map(|i| create(&format!("/n{}", i - i % 3)))
+            .collect();
+        let before = engine.store_batches();
+        let first_zxid = engine.last_zxid();
+        let done: Done = Arc::default();
+        submit_all(engine, session.session_id(), writes, &done);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while done.lock().len() < n {
+            assert!(std::time::Instant::now() < deadline, "completions missing");
+            std::thread::yield_now();
+        }
+        let done = done.lock().clone();
+        let order: Vec<usize> = done.iter().map(|(i, ..)| *i).collect();
+        assert_eq!(
+            order,
+            (0..n).collect::<Vec<_>>(),
+            "completed in submission order"
+        );
+        let mut last = first_zxid;
+        for (i, ok, zxid) in &done {
+            assert_eq!(*ok, i % 3 == 0, "write {i}");
+            if *ok {
+                assert_eq!(*zxid, last + 1, "each successful write is the next zxid");
+            } else {
+                assert_eq!(*zxid, last, "a failed write takes no zxid");
+            }
+            last = *zxid;
+        }
+        let batches = engine.store_batches() - before;
+        assert!(
+            batches < n as u64 / 3,
+            "{n} submits, {batches} store batches"
+        );
+    }
+
+    #[test]
+    fn in_memory_submit_completes_before_it_returns() {
+        let keeper = Keeper::in_memory().unwrap();
+        let session = keeper.session().unwrap();
+        let done: Done = Arc::default();
+        submit_all(
+            &keeper.engine,
+            session.session_id(),
+            vec![create("/a")],
+            &done,
+        );
+        assert_eq!(done.lock().len(), 1);
+    }
+
+    #[test]
+    fn submits_after_shutdown_fail_with_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keeper = Keeper::open(dir.path()).unwrap();
+        let session = keeper.session().unwrap();
+        let sid = session.session_id();
+        keeper.shutdown().unwrap();
+        let failed = Arc::new(Mutex::new(None));
+        let slot = failed.clone();
+        keeper.engine.submit(
+            sid,
+            Vec::new(),
+            create("/late"),
+            None,
+            Box::new(move |result, _| *slot.lock() = Some(result.err().map(|e| e.kind()))),
+        );
+        assert_eq!(*failed.lock(), Some(Some(ErrorKind::Closed)));
+    }
+}
