@@ -238,7 +238,6 @@ impl Engine {
 
     /// Batches written to the store so far (each one atomic write and, in
     /// the durable mode, one flush).
-    #[allow(dead_code)] // read by the wire server's tests (next commit)
     pub(crate) fn store_batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
     }
@@ -1007,7 +1006,6 @@ pub(crate) struct Reader<'e> {
 
 impl Reader<'_> {
     /// zxid of the last applied txn, as this reader sees the state.
-    #[allow(dead_code)] // used by the wire server (next commit)
     pub(crate) fn last_zxid(&self) -> i64 {
         self.state.last_zxid
     }
