@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use innkeeper::proto::{opcode, Request};
-use wire::{create, get, percentile, set, Client};
+use wire::{create, delete, get, percentile, set, Client};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -35,6 +35,10 @@ struct Args {
     /// Operations per pipelined throughput run.
     #[arg(long, default_value_t = 20000)]
     pipelined: usize,
+    /// Requests outstanding at once in the pipelined runs (an async client
+    /// with this many in flight).
+    #[arg(long, default_value_t = 1000)]
+    window: usize,
     /// Seconds per concurrency level.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -66,10 +70,15 @@ fn latency_series(
     Ok(())
 }
 
-fn throughput(c: &mut Client, name: &str, requests: Vec<Request>) -> std::io::Result<()> {
+fn throughput(
+    c: &mut Client,
+    name: &str,
+    window: usize,
+    requests: Vec<Request>,
+) -> std::io::Result<()> {
     let n = requests.len();
     let t0 = Instant::now();
-    c.pipeline(&requests)?;
+    c.pipeline_window(&requests, window)?;
     emit(
         &format!("{name}_pipelined_ops_per_s"),
         n as f64 / t0.elapsed().as_secs_f64(),
@@ -127,9 +136,11 @@ fn main() -> std::io::Result<()> {
 
     // Pipelined throughput, one client.
     let p = args.pipelined;
+    let w = args.window;
     throughput(
         &mut c,
         "create",
+        w,
         (0..p)
             .map(|i| create(&format!("{base}/p-{i}"), b"0123456789", 0))
             .collect(),
@@ -137,6 +148,7 @@ fn main() -> std::io::Result<()> {
     throughput(
         &mut c,
         "getData",
+        w,
         (0..p)
             .map(|i| get(&format!("{base}/p-{i}"), false))
             .collect(),
@@ -144,9 +156,16 @@ fn main() -> std::io::Result<()> {
     throughput(
         &mut c,
         "setData",
+        w,
         (0..p)
             .map(|i| set(&format!("{base}/p-{i}"), b"abcdefghij"))
             .collect(),
+    )?;
+    throughput(
+        &mut c,
+        "delete",
+        w,
+        (0..p).map(|i| delete(&format!("{base}/p-{i}"))).collect(),
     )?;
 
     // Concurrent clients, each alternating sync getData and setData.

@@ -1,16 +1,25 @@
 //! The engine: one lock around the state, the write path, expiry and
 //! reaping, and event delivery.
 //!
-//! Write path (every mutation): queue the request; whoever holds the commit
-//! lock drains the queue (group commit), preps every request against the
-//! applied state plus what is already prepared, persists the txns, then
-//! applies them under the state write lock, triggers watches and hands the
-//! notifications to each session's sink, and only then releases the callers.
-//! So no reply, event or read exposes a write before the store has it, and
-//! every session's events are queued before any later reply it gets.
+//! Write path (every mutation): a caller submits a request with a
+//! completion and does not wait ([`Engine::submit`]); `Engine::write` is the
+//! blocking form. In the durable modes one committer thread per engine drains
+//! the queue (group commit: everything queued while it flushed is the next
+//! batch; a blocked `write` caller that finds no batch committing commits
+//! the queue itself, saving a thread hand-off). The batch is taken under the
+//! commit lock, so batches commit in queue order. Each request is prepped
+//! against the applied state plus what is already prepared; the batch is
+//! persisted as one atomic write with one flush; then, under the state write
+//! lock, each txn is applied, its watches triggered, the notifications
+//! handed to each session's sink and the request completed, in queue order
+//! (so the completion of a request follows its own events, as ZooKeeper's
+//! final processor does). So no reply, event or read exposes a write before
+//! the store has it, and every session's events are queued before any later
+//! reply it gets. In memory there is no flush to share: the caller commits
+//! inline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -103,12 +112,39 @@ pub(crate) enum Written {
     Skipped,
 }
 
+/// Told a submitted write's result, with the zxid of the last applied txn at
+/// that moment (the write's own zxid when it made one). Runs on the
+/// committing thread with the engine's state lock held, in queue order: it
+/// must not block and must not call back into the engine.
+pub(crate) type Completion = Box<dyn FnOnce(Result<Written>, i64) + Send>;
+
 struct Queued {
     session_id: i64,
     identities: Vec<Id>,
     write: Write,
     hooks: Option<Arc<SessionHooks>>,
-    slot: Arc<Slot>,
+    done: Completion,
+}
+
+/// What prep decided for one queued write.
+enum Planned {
+    /// It made the txn at this index of the batch.
+    Txn(usize),
+    /// It is answered without a txn (an error, or nothing to do).
+    Answered(Result<Written>),
+}
+
+/// The queue between submitters and the committer thread.
+#[derive(Default)]
+struct CommitQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: Vec<Queued>,
+    stopped: bool,
 }
 
 #[derive(Default)]
@@ -122,13 +158,11 @@ pub(crate) struct Engine {
     state: RwLock<State>,
     watches: Mutex<WatchTable>,
     hooks: RwLock<HashMap<i64, Arc<SessionHooks>>>,
-    queue: Mutex<Vec<Queued>>,
+    queue: Arc<CommitQueue>,
+    /// Held while a batch commits; guards the next session id.
     commit: Mutex<i64>,
-    /// True while a writer leads a batch (group commit); `leader_done` is
-    /// notified when it ends, so the batch's other writers return without
-    /// queueing for `commit` behind the next batch's flush.
-    leading: Mutex<bool>,
-    leader_done: Condvar,
+    /// Batches written to the store (each one atomic write, one flush).
+    batches: AtomicU64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     store: Option<Box<dyn Store>>,
@@ -168,10 +202,9 @@ impl Engine {
             state: RwLock::new(state),
             watches: Mutex::new(WatchTable::new()),
             hooks: RwLock::new(hooks),
-            queue: Mutex::new(Vec::new()),
+            queue: Arc::new(CommitQueue::default()),
             commit: Mutex::new(next_session_id),
-            leading: Mutex::new(false),
-            leader_done: Condvar::new(),
+            batches: AtomicU64::new(0),
             next_reap_ms: AtomicI64::new(now.saturating_add(config.reap_interval_ms)),
             clock,
             config,
@@ -186,7 +219,27 @@ impl Engine {
         if !engine.clock.is_manual() {
             spawn_ticker(Arc::downgrade(&engine));
         }
+        if engine.store.is_some() {
+            let queue = engine.queue.clone();
+            let weak = Arc::downgrade(&engine);
+            let spawned = std::thread::Builder::new()
+                .name("innkeeper-commit".into())
+                .spawn(move || commit_loop(&queue, &weak));
+            if let Err(e) = spawned {
+                // Writes then fail with Closed instead of hanging.
+                *engine.failed.lock() = Some(
+                    Error::new(ErrorKind::Closed)
+                        .detail(format!("cannot start the commit thread: {e}")),
+                );
+            }
+        }
         engine
+    }
+
+    /// Batches written to the store so far (each one atomic write and, in
+    /// the durable mode, one flush).
+    pub(crate) fn store_batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// Clamps a requested timeout into the configured range.
@@ -221,22 +274,43 @@ impl Engine {
         write: Write,
         hooks: Option<Arc<SessionHooks>>,
     ) -> Result<Written> {
-        self.check_open()?;
         let slot = Arc::new(Slot::default());
-        let queued = Queued {
-            session_id,
-            identities,
-            write,
-            hooks,
-            slot: slot.clone(),
-        };
+        let filled = slot.clone();
+        let done: Completion = Box::new(move |result, _| finish(&filled, result));
         if self.store.is_none() {
-            // In memory there is nothing to share a flush with: commit inline.
-            let mut next_session_id = self.commit.lock();
-            self.commit_batch(vec![queued], &mut next_session_id);
+            self.submit(session_id, identities, write, hooks, done);
+        } else if let Err(e) = self.check_open() {
+            return Err(e);
         } else {
-            self.queue.lock().push(queued);
-            self.lead_or_wait(&slot);
+            let queued = Queued {
+                session_id,
+                identities,
+                write,
+                hooks,
+                done,
+            };
+            {
+                let mut queue = self.queue.state.lock();
+                if queue.stopped {
+                    return Err(Error::new(ErrorKind::Closed));
+                }
+                queue.items.push(queued);
+            }
+            // A blocked caller has nothing better to do: if no batch is
+            // committing, it commits the queue itself (its own write
+            // included), saving the hand-off to the committer thread.
+            // Otherwise the committer takes it with the next batch.
+            match self.commit.try_lock() {
+                Some(mut next_session_id) => {
+                    let batch = std::mem::take(&mut self.queue.state.lock().items);
+                    if !batch.is_empty() {
+                        self.commit_batch(batch, &mut next_session_id);
+                    }
+                }
+                None => {
+                    self.queue.ready.notify_one();
+                }
+            }
         }
         let mut result = slot.result.lock();
         while result.is_none() {
@@ -247,41 +321,58 @@ impl Engine {
             .unwrap_or_else(|| Err(Error::new(ErrorKind::SystemError)))
     }
 
-    /// Group commit: waits while another writer leads a batch; returns once
-    /// this write's result is in its slot. If no one leads and the result
-    /// is not there yet, this writer leads: it drains the queue (its own
-    /// write included, queued before) and commits it as one batch, so every
-    /// write queued during a flush shares the next one.
-    fn lead_or_wait(&self, slot: &Slot) {
-        {
-            let mut leading = self.leading.lock();
-            loop {
-                if slot.result.lock().is_some() {
-                    return;
-                }
-                if !*leading {
-                    *leading = true;
-                    break;
-                }
-                self.leader_done.wait(&mut leading);
-            }
+    /// Submits a write without waiting: `done` is called once with its
+    /// result after the write is durable and applied (or has failed), in
+    /// submission order. In memory the write commits inline, so `done` has
+    /// run when this returns; the durable modes hand it to the committer.
+    pub(crate) fn submit(
+        &self,
+        session_id: i64,
+        identities: Vec<Id>,
+        write: Write,
+        hooks: Option<Arc<SessionHooks>>,
+        done: Completion,
+    ) {
+        if let Err(e) = self.check_open() {
+            done(Err(e), self.last_zxid());
+            return;
         }
-        {
+        let queued = Queued {
+            session_id,
+            identities,
+            write,
+            hooks,
+            done,
+        };
+        if self.store.is_none() {
+            // In memory there is nothing to share a flush with: commit inline.
             let mut next_session_id = self.commit.lock();
-            let batch = std::mem::take(&mut *self.queue.lock());
-            if !batch.is_empty() {
-                self.commit_batch(batch, &mut next_session_id);
-            }
+            self.commit_batch(vec![queued], &mut next_session_id);
+            return;
         }
-        *self.leading.lock() = false;
-        self.leader_done.notify_all();
+        let mut queue = self.queue.state.lock();
+        if queue.stopped {
+            drop(queue);
+            (queued.done)(Err(Error::new(ErrorKind::Closed)), self.last_zxid());
+            return;
+        }
+        queue.items.push(queued);
+        if queue.items.len() == 1 {
+            self.queue.ready.notify_one();
+        }
     }
 
     fn commit_batch(&self, batch: Vec<Queued>, next_session_id: &mut i64) {
+        if self.closed.load(Ordering::Acquire) {
+            let zxid = self.last_zxid();
+            for q in batch {
+                (q.done)(Err(Error::new(ErrorKind::Closed)), zxid);
+            }
+            return;
+        }
         let now = self.clock.now_ms();
         let mut txns: Vec<Txn> = Vec::new();
-        // Per queued write: Ok(index into txns) or its final result.
-        let mut plan: Vec<std::result::Result<usize, Result<Written>>> = Vec::new();
+        let mut plan: Vec<Planned> = Vec::with_capacity(batch.len());
         let state_guard = self.state.read();
         {
             let state = &*state_guard;
@@ -293,16 +384,22 @@ impl Engine {
                     identities: &q.identities,
                 };
                 let prepared = match &q.write {
-                    Write::Op(op) => view.prep_op(caller, &self.config.prep, op).map_err(Err),
+                    Write::Op(op) => view
+                        .prep_op(caller, &self.config.prep, op)
+                        .map_err(|e| Planned::Answered(Err(e))),
                     Write::Multi(ops) => {
                         if !view.session_live(q.session_id) {
-                            Err(Err(Error::new(ErrorKind::SessionExpired)))
+                            Err(Planned::Answered(Err(Error::new(
+                                ErrorKind::SessionExpired,
+                            ))))
                         } else if ops.iter().any(|op| matches!(op, WriteOp::SetAcl { .. })) {
-                            Err(Err(Error::new(ErrorKind::BadArguments)
-                                .detail("set-acl cannot be part of a multi")))
+                            Err(Planned::Answered(Err(Error::new(ErrorKind::BadArguments)
+                                .detail("set-acl cannot be part of a multi"))))
                         } else {
                             view.prep_multi(caller, &self.config.prep, ops)
-                                .map_err(|failure| Ok(Written::Multi(Err(failure))))
+                                .map_err(|failure| {
+                                    Planned::Answered(Ok(Written::Multi(Err(failure))))
+                                })
                         }
                     }
                     Write::OpenSession { timeout_ms } => {
@@ -325,7 +422,9 @@ impl Engine {
                                 timeout_ms: *timeout_ms,
                             })
                         } else {
-                            Err(Err(Error::new(ErrorKind::SessionExpired)))
+                            Err(Planned::Answered(Err(Error::new(
+                                ErrorKind::SessionExpired,
+                            ))))
                         }
                     }
                     Write::CloseSession => {
@@ -334,12 +433,14 @@ impl Engine {
                         {
                             Ok(view.prep_close(q.session_id))
                         } else {
-                            Err(Ok(Written::Closed))
+                            Err(Planned::Answered(Ok(Written::Closed)))
                         }
                     }
-                    Write::Reap(p) => view.prep_reap(p).ok_or(Ok(Written::Skipped)),
+                    Write::Reap(p) => view
+                        .prep_reap(p)
+                        .ok_or(Planned::Answered(Ok(Written::Skipped))),
                 };
-                match prepared {
+                plan.push(match prepared {
                     Ok(op) => {
                         zxid += 1;
                         txns.push(Txn {
@@ -347,49 +448,49 @@ impl Engine {
                             time_ms: now,
                             op,
                         });
-                        plan.push(Ok(txns.len() - 1));
+                        Planned::Txn(txns.len() - 1)
                     }
-                    Err(Ok(written)) => plan.push(Err(Ok(written))),
-                    Err(Err(error)) => plan.push(Err(Err(error))),
-                }
+                    Err(answered) => answered,
+                });
             }
         }
         if !txns.is_empty() {
             if let Some(store) = &self.store {
+                self.batches.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = store.persist(&txns, &state_guard) {
+                    let zxid = state_guard.last_zxid;
                     drop(state_guard);
                     if e.kind().is_fail_stop() && e.kind() != ErrorKind::Io {
                         *self.failed.lock() = Some(e.clone());
                     }
                     self.forget_unapplied_sessions(&txns);
-                    for (q, p) in batch.iter().zip(plan) {
-                        let result = match p {
-                            Ok(_) => Err(e.clone()),
-                            Err(r) => r,
+                    for (q, planned) in batch.into_iter().zip(plan) {
+                        let result = match planned {
+                            Planned::Txn(_) => Err(e.clone()),
+                            Planned::Answered(r) => r,
                         };
-                        finish(&q.slot, result);
+                        (q.done)(result, zxid);
                     }
                     return;
                 }
             }
         }
         drop(state_guard);
-        let mut outcomes: Vec<Option<Result<Written>>> = vec![None; txns.len()];
-        {
-            let mut state = self.state.write();
-            let mut watches = self.watches.lock();
-            for (idx, txn) in txns.iter().enumerate() {
-                outcomes[idx] = Some(self.apply_one(&mut state, &mut watches, txn));
-            }
-        }
-        for (q, p) in batch.iter().zip(plan) {
-            let result = match p {
-                Ok(idx) => outcomes[idx]
-                    .take()
-                    .unwrap_or(Err(Error::new(ErrorKind::SystemError))),
-                Err(r) => r,
+        // Apply in queue order and complete each request right after its
+        // own txn, as ZooKeeper's final processor does: a session's reply
+        // follows the events of every change before it and precedes those
+        // of every change after it.
+        let mut state = self.state.write();
+        let mut watches = self.watches.lock();
+        for (q, planned) in batch.into_iter().zip(plan) {
+            let result = match planned {
+                Planned::Txn(idx) => match txns.get(idx) {
+                    Some(txn) => self.apply_one(&mut state, &mut watches, txn),
+                    None => Err(Error::new(ErrorKind::SystemError)),
+                },
+                Planned::Answered(r) => r,
             };
-            finish(&q.slot, result);
+            (q.done)(result, state.last_zxid);
         }
     }
 
@@ -638,6 +739,7 @@ impl Engine {
     pub(crate) fn shutdown(&self) -> Result<()> {
         let _commit = self.commit.lock();
         self.closed.store(true, Ordering::Release);
+        self.queue.stop();
         match &self.store {
             Some(store) => store.close(&self.state.read()),
             None => Ok(()),
@@ -681,24 +783,28 @@ impl Engine {
         Ok(state)
     }
 
+    /// Holds the state read lock for a live session's reads. While a
+    /// `Reader` lives no write is applied, so whatever the caller queues
+    /// before dropping it (a wire reply) precedes every notification of a
+    /// later change.
+    pub(crate) fn reader(&self, session_id: i64) -> Result<Reader<'_>> {
+        Ok(Reader {
+            engine: self,
+            state: self.read_state(session_id)?,
+            session_id,
+        })
+    }
+
     /// `exists`: the Stat, or `None`; a watch is set either way (D.1).
     /// Needs no permission, as in ZooKeeper 3.8.
     pub(crate) fn exists(
         &self,
         session_id: i64,
-        _identities: &[Id],
+        identities: &[Id],
         p: &str,
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<Option<Stat>> {
-        if p.contains('\0') {
-            return Err(Error::with_path(ErrorKind::BadArguments, p).detail("NUL in path"));
-        }
-        let state = self.read_state(session_id)?;
-        // No ACL check: ZooKeeper 3.8 answers `exists` (and sets its watch)
-        // on a node the caller may not READ.
-        let found = state.tree.get(read_target(p)).map(|node| node.stat());
-        self.watch_standard(Table::Data, p, session_id, watch, found.is_some());
-        Ok(found)
+        self.reader(session_id)?.exists(identities, p, watch)
     }
 
     /// `getData`.
@@ -709,10 +815,7 @@ impl Engine {
         p: &str,
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<DataAndStat> {
-        let state = self.read_state(session_id)?;
-        let node = readable(&state, p, identities)?;
-        self.watch_standard(Table::Data, p, session_id, watch, true);
-        Ok((node.data().map(<[u8]>::to_vec), node.stat()))
+        self.reader(session_id)?.get_data(identities, p, watch)
     }
 
     /// `getChildren2`: names (sorted) and the parent's Stat.
@@ -723,40 +826,7 @@ impl Engine {
         p: &str,
         watch: Option<&dyn Fn(bool)>,
     ) -> Result<(Vec<String>, Stat)> {
-        let state = self.read_state(session_id)?;
-        let node = readable(&state, p, identities)?;
-        self.watch_standard(Table::Child, p, session_id, watch, true);
-        Ok((node.child_names(), node.stat()))
-    }
-
-    /// `getChildren2` as ZooKeeper 3.8 answers it on the wire: the names in
-    /// the iteration order of its child `HashSet` (`javaorder`), from each
-    /// child's create zxid and the most children the node ever had.
-    pub(crate) fn get_children_wire(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-        watch: Option<&dyn Fn(bool)>,
-    ) -> Result<(Vec<String>, Stat)> {
-        let state = self.read_state(session_id)?;
-        let node = readable(&state, p, identities)?;
-        self.watch_standard(Table::Child, p, session_id, watch, true);
-        let children = node
-            .children()
-            .map(|name| {
-                let added = state
-                    .tree
-                    .get(&crate::path::join(read_target(p), name))
-                    .map_or(0, |child| child.czxid);
-                (name.to_string(), added)
-            })
-            .collect();
-        let most = state.tree.child_high_water(read_target(p), &node);
-        Ok((
-            crate::javaorder::children_order(children, most),
-            node.stat(),
-        ))
+        self.reader(session_id)?.get_children(identities, p, watch)
     }
 
     /// Registers a one-shot watch (server side, then client side through
@@ -784,28 +854,7 @@ impl Engine {
         identities: &[Id],
         p: &str,
     ) -> Result<(Vec<Acl>, Stat)> {
-        let state = self.read_state(session_id)?;
-        let node = state
-            .tree
-            .get(read_target(p))
-            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
-        if !check_acl(node.acl(), Perms::READ | Perms::ADMIN, identities) {
-            return Err(Error::with_path(ErrorKind::NoAuth, p));
-        }
-        let admin = check_acl(node.acl(), Perms::ADMIN, identities);
-        let acl = node
-            .acl()
-            .iter()
-            .map(|entry| {
-                if !admin && entry.id.scheme == "digest" {
-                    let user = entry.id.id.split(':').next().unwrap_or("");
-                    Acl::new(entry.perms, Id::new("digest", format!("{user}:x")))
-                } else {
-                    entry.clone()
-                }
-            })
-            .collect();
-        Ok((acl, node.stat()))
+        self.reader(session_id)?.get_acl(identities, p)
     }
 
     /// `getAllChildrenNumber`.
@@ -815,21 +864,13 @@ impl Engine {
         identities: &[Id],
         p: &str,
     ) -> Result<u64> {
-        let state = self.read_state(session_id)?;
-        readable(&state, p, identities)?;
-        Ok(state.tree.count_descendants(read_target(p)))
+        self.reader(session_id)?
+            .get_all_children_number(identities, p)
     }
 
     /// `getEphemerals`: the caller's own, filtered by string prefix.
     pub(crate) fn get_ephemerals(&self, session_id: i64, prefix: &str) -> Result<Vec<String>> {
-        let state = self.read_state(session_id)?;
-        let all = prefix.is_empty() || prefix == "/";
-        Ok(state
-            .tree
-            .ephemerals_of(session_id)
-            .filter(|p| all || p.starts_with(prefix))
-            .cloned()
-            .collect())
+        Ok(self.reader(session_id)?.get_ephemerals(prefix))
     }
 
     /// `sync`: nothing to wait for in one process; checks the session.
@@ -955,6 +996,139 @@ impl Engine {
     }
 }
 
+/// A live session's view of the applied state, holding the state read lock
+/// (see [`Engine::reader`]).
+pub(crate) struct Reader<'e> {
+    engine: &'e Engine,
+    state: parking_lot::RwLockReadGuard<'e, State>,
+    session_id: i64,
+}
+
+impl Reader<'_> {
+    /// zxid of the last applied txn, as this reader sees the state.
+    pub(crate) fn last_zxid(&self) -> i64 {
+        self.state.last_zxid
+    }
+
+    /// `exists`: the Stat, or `None`; a watch is set either way (D.1).
+    /// Needs no permission, as in ZooKeeper 3.8.
+    pub(crate) fn exists(
+        &self,
+        _identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<Option<Stat>> {
+        if p.contains('\0') {
+            return Err(Error::with_path(ErrorKind::BadArguments, p).detail("NUL in path"));
+        }
+        // No ACL check: ZooKeeper 3.8 answers `exists` (and sets its watch)
+        // on a node the caller may not READ.
+        let found = self.state.tree.get(read_target(p)).map(|node| node.stat());
+        self.engine
+            .watch_standard(Table::Data, p, self.session_id, watch, found.is_some());
+        Ok(found)
+    }
+
+    /// `getData`.
+    pub(crate) fn get_data(
+        &self,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<DataAndStat> {
+        let node = readable(&self.state, p, identities)?;
+        self.engine
+            .watch_standard(Table::Data, p, self.session_id, watch, true);
+        Ok((node.data().map(<[u8]>::to_vec), node.stat()))
+    }
+
+    /// `getChildren2`: names (sorted) and the parent's Stat.
+    pub(crate) fn get_children(
+        &self,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<(Vec<String>, Stat)> {
+        let node = readable(&self.state, p, identities)?;
+        self.engine
+            .watch_standard(Table::Child, p, self.session_id, watch, true);
+        Ok((node.child_names(), node.stat()))
+    }
+
+    /// `getChildren2` as ZooKeeper 3.8 answers it on the wire: the names in
+    /// the iteration order of its child `HashSet` (`javaorder`), from each
+    /// child's create zxid and the most children the node ever had.
+    pub(crate) fn get_children_wire(
+        &self,
+        identities: &[Id],
+        p: &str,
+        watch: Option<&dyn Fn(bool)>,
+    ) -> Result<(Vec<String>, Stat)> {
+        let state = &self.state;
+        let node = readable(state, p, identities)?;
+        self.engine
+            .watch_standard(Table::Child, p, self.session_id, watch, true);
+        let children = node
+            .children()
+            .map(|name| {
+                let added = state
+                    .tree
+                    .get(&crate::path::join(read_target(p), name))
+                    .map_or(0, |child| child.czxid);
+                (name.to_string(), added)
+            })
+            .collect();
+        let most = state.tree.child_high_water(read_target(p), &node);
+        Ok((
+            crate::javaorder::children_order(children, most),
+            node.stat(),
+        ))
+    }
+
+    /// `getACL`: needs READ or ADMIN; digest ids are masked without ADMIN.
+    pub(crate) fn get_acl(&self, identities: &[Id], p: &str) -> Result<(Vec<Acl>, Stat)> {
+        let node = self
+            .state
+            .tree
+            .get(read_target(p))
+            .ok_or_else(|| Error::with_path(ErrorKind::NoNode, p))?;
+        if !check_acl(node.acl(), Perms::READ | Perms::ADMIN, identities) {
+            return Err(Error::with_path(ErrorKind::NoAuth, p));
+        }
+        let admin = check_acl(node.acl(), Perms::ADMIN, identities);
+        let acl = node
+            .acl()
+            .iter()
+            .map(|entry| {
+                if !admin && entry.id.scheme == "digest" {
+                    let user = entry.id.id.split(':').next().unwrap_or("");
+                    Acl::new(entry.perms, Id::new("digest", format!("{user}:x")))
+                } else {
+                    entry.clone()
+                }
+            })
+            .collect();
+        Ok((acl, node.stat()))
+    }
+
+    /// `getAllChildrenNumber`.
+    pub(crate) fn get_all_children_number(&self, identities: &[Id], p: &str) -> Result<u64> {
+        readable(&self.state, p, identities)?;
+        Ok(self.state.tree.count_descendants(read_target(p)))
+    }
+
+    /// `getEphemerals`: the caller's own, filtered by string prefix.
+    pub(crate) fn get_ephemerals(&self, prefix: &str) -> Vec<String> {
+        let all = prefix.is_empty() || prefix == "/";
+        self.state
+            .tree
+            .ephemerals_of(self.session_id)
+            .filter(|p| all || p.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
 impl TimeListener for Engine {
     fn time_advanced(&self, now_ms: i64) {
         self.tick(now_ms);
@@ -982,6 +1156,51 @@ fn readable<'s>(state: &'s State, p: &str, identities: &[Id]) -> Result<crate::t
         return Err(Error::with_path(ErrorKind::NoAuth, p));
     }
     Ok(node)
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.queue.stop();
+    }
+}
+
+impl CommitQueue {
+    /// Stops the committer thread once the queue is empty; later submits
+    /// fail with `Closed`.
+    fn stop(&self) {
+        self.state.lock().stopped = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The committer: waits for queued writes and commits everything queued as
+/// one batch. It holds the engine only while committing, so dropping the
+/// last keeper handle ends it.
+fn commit_loop(queue: &CommitQueue, engine: &Weak<Engine>) {
+    loop {
+        {
+            let mut state = queue.state.lock();
+            while state.items.is_empty() && !state.stopped {
+                queue.ready.wait(&mut state);
+            }
+            if state.items.is_empty() {
+                return;
+            }
+        }
+        let Some(engine) = engine.upgrade() else {
+            for q in std::mem::take(&mut queue.state.lock().items) {
+                (q.done)(Err(Error::new(ErrorKind::Closed)), 0);
+            }
+            return;
+        };
+        // The batch is taken under the commit lock, so batches commit in
+        // queue order whether this thread or a blocked writer commits them.
+        let mut next_session_id = engine.commit.lock();
+        let batch = std::mem::take(&mut queue.state.lock().items);
+        if !batch.is_empty() {
+            engine.commit_batch(batch, &mut next_session_id);
+        }
+    }
 }
 
 fn finish(slot: &Slot, result: Result<Written>) {
@@ -1052,5 +1271,116 @@ fn spawn_ticker(engine: Weak<Engine>) {
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the expiry thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Coordinator, Keeper};
+    use crate::node::CreateMode;
+
+    fn create(path: &str) -> Write {
+        Write::Op(WriteOp::Create {
+            path: path.to_string(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        })
+    }
+
+    /// (submission index, result ok, zxid given to the completion)
+    type Done = Arc<Mutex<Vec<(usize, bool, i64)>>>;
+
+    fn submit_all(engine: &Engine, session_id: i64, writes: Vec<Write>, done: &Done) {
+        for (i, write) in writes.into_iter().enumerate() {
+            let done = done.clone();
+            engine.submit(
+                session_id,
+                Vec::new(),
+                write,
+                None,
+                Box::new(move |result, zxid| done.lock().push((i, result.is_ok(), zxid))),
+            );
+        }
+    }
+
+    #[test]
+    fn durable_submits_complete_in_order_and_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let keeper = Keeper::open(dir.path()).unwrap();
+        let session = keeper.session().unwrap();
+        let engine = &keeper.engine;
+        let n = 300;
+        // Every third write fails (the node exists): failures keep their
+        // place in the order and take no zxid.
+        let writes = (0..n)
+            .map(|i| create(&format!("/n{}", i - i % 3)))
+            .collect();
+        let before = engine.store_batches();
+        let first_zxid = engine.last_zxid();
+        let done: Done = Arc::default();
+        submit_all(engine, session.session_id(), writes, &done);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while done.lock().len() < n {
+            assert!(std::time::Instant::now() < deadline, "completions missing");
+            std::thread::yield_now();
+        }
+        let done = done.lock().clone();
+        let order: Vec<usize> = done.iter().map(|(i, ..)| *i).collect();
+        assert_eq!(
+            order,
+            (0..n).collect::<Vec<_>>(),
+            "completed in submission order"
+        );
+        let mut last = first_zxid;
+        for (i, ok, zxid) in &done {
+            assert_eq!(*ok, i % 3 == 0, "write {i}");
+            if *ok {
+                assert_eq!(*zxid, last + 1, "each successful write is the next zxid");
+            } else {
+                assert_eq!(*zxid, last, "a failed write takes no zxid");
+            }
+            last = *zxid;
+        }
+        let batches = engine.store_batches() - before;
+        assert!(
+            batches < n as u64 / 3,
+            "{n} submits, {batches} store batches"
+        );
+    }
+
+    #[test]
+    fn in_memory_submit_completes_before_it_returns() {
+        let keeper = Keeper::in_memory().unwrap();
+        let session = keeper.session().unwrap();
+        let done: Done = Arc::default();
+        submit_all(
+            &keeper.engine,
+            session.session_id(),
+            vec![create("/a")],
+            &done,
+        );
+        assert_eq!(done.lock().len(), 1);
+    }
+
+    #[test]
+    fn submits_after_shutdown_fail_with_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keeper = Keeper::open(dir.path()).unwrap();
+        let session = keeper.session().unwrap();
+        let sid = session.session_id();
+        keeper.shutdown().unwrap();
+        let failed = Arc::new(Mutex::new(None));
+        let slot = failed.clone();
+        keeper.engine.submit(
+            sid,
+            Vec::new(),
+            create("/late"),
+            None,
+            Box::new(move |result, _| *slot.lock() = Some(result.err().map(|e| e.kind()))),
+        );
+        assert_eq!(*failed.lock(), Some(Some(ErrorKind::Closed)));
     }
 }

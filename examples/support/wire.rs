@@ -223,6 +223,46 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Keeps at most `window` requests outstanding until all are answered,
+    /// like an async client with that many requests in flight.
+    pub fn pipeline_window(&mut self, requests: &[Request], window: usize) -> io::Result<()> {
+        let window = window.max(1);
+        let mut sent = 0;
+        let mut received = 0;
+        let mut out = Vec::new();
+        while received < requests.len() {
+            out.clear();
+            while sent < requests.len() && sent - received < window {
+                self.next_xid += 1;
+                out.extend_from_slice(&encode_request(self.next_xid, &requests[sent]));
+                sent += 1;
+            }
+            if !out.is_empty() {
+                self.stream.write_all(&out)?;
+            }
+            // One reply (blocking), then whatever else is already here.
+            let f = self.read_frame()?;
+            received += count_reply(&f, &mut self.events)?;
+            while let Some(f) = self
+                .splitter
+                .next_frame()
+                .map_err(|e| other(e.to_string()))?
+            {
+                received += count_reply(&f, &mut self.events)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn delete(path: &str) -> Request {
+    Request::Delete(innkeeper::proto::DeleteRequest {
+        path: path.to_string(),
+        version: -1,
+    })
+}
+
 fn count_reply(frame: &[u8], events: &mut Vec<(Instant, WatcherEvent)>) -> io::Result<usize> {
     let h = decode_reply_header(frame).map_err(|e| other(e.to_string()))?;
     if h.xid == xid::NOTIFICATION {
@@ -299,17 +339,21 @@ pub fn spawn_innkeeper(
     bin: &std::path::Path,
     extra: &[&str],
 ) -> io::Result<(std::process::Child, SocketAddr, Duration)> {
+    let mut args = vec!["--in-memory"];
+    args.extend_from_slice(extra);
+    spawn_innkeeper_with(bin, &args)
+}
+
+/// Starts `innkeeper serve` on a free port with exactly these extra flags
+/// (durable unless they say `--in-memory`).
+pub fn spawn_innkeeper_with(
+    bin: &std::path::Path,
+    extra: &[&str],
+) -> io::Result<(std::process::Child, SocketAddr, Duration)> {
     use std::io::BufRead;
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--in-memory",
-            "--max-client-connections",
-            "0",
-        ])
+        .args(["serve", "--port", "0", "--max-client-connections", "0"])
         .args(extra)
         .stderr(std::process::Stdio::piped())
         .spawn()?;

@@ -8,20 +8,30 @@
 //!
 //! # Threads
 //!
-//! One accept thread, and per connection a reader thread (decodes a frame,
-//! calls the engine, queues the reply) and a writer thread (drains the
-//! connection's output queue to the socket). Notifications are queued by the
-//! engine while it applies a write, so they always precede any later reply
-//! on the same connection (D.4). Both per-connection threads run on small
-//! stacks.
+//! A fixed set, whatever the number of connections: one event-loop thread
+//! (`mio`) owns the listener and every socket, and the engine's committer
+//! thread makes writes durable. The server is split by concern: `net` (the
+//! event loop: sockets, framing, output), `pipeline` (one session's request
+//! order and its mapping onto the engine), `conn` (a connection's output
+//! queue and session sink, shared with the engine's threads) and `words`
+//! (four-letter words, on top).
+//!
+//! # Ordering
+//!
+//! A client may pipeline: writes go to the engine's commit pipeline as they
+//! arrive and are group-committed; other requests wait until the
+//! connection's earlier writes are answered. Replies leave in request
+//! order, and a notification never overtakes the reply of a request the
+//! server answered before the change (zookeeper-reference.md D.4).
 //!
 //! # Limits
 //!
 //! * frames above [`ServerConfig::frame_len_max`] close the connection (H.1);
 //! * a connection that sends no complete ConnectRequest within
 //!   [`ServerConfig::handshake_timeout`] is closed;
-//! * the reader stops reading requests while the output queue holds more
-//!   than [`ServerConfig::output_bytes_soft_max`] (back-pressure), and a
+//! * the server stops reading a connection's requests while its output
+//!   queue holds more than [`ServerConfig::output_bytes_soft_max`], or
+//!   while it has thousands of requests in flight (back-pressure), and a
 //!   connection whose socket accepts nothing for
 //!   [`ServerConfig::write_stall_timeout`], or whose queue passes
 //!   [`ServerConfig::output_bytes_max`] through notifications alone, is
@@ -31,6 +41,8 @@
 
 mod admin;
 mod conn;
+mod net;
+mod pipeline;
 mod words;
 
 pub use admin::HttpEndpoint;
@@ -43,17 +55,17 @@ pub use words::java_date;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use crate::api::Keeper;
-use conn::Conn;
+use conn::{Conn, Wakeup};
 
 /// Which four-letter words a server answers (ZooKeeper's
 /// `4lw.commands.whitelist`).
@@ -104,10 +116,12 @@ pub struct ServerConfig {
     /// A connection must complete its ConnectRequest within this (default
     /// 10 s, `zookeeper.nio.sessionlessCnxnTimeout`).
     pub handshake_timeout: Duration,
-    /// Above this many queued output bytes the reader stops taking requests
-    /// until the client reads (default 1 MiB).
+    /// Above this many queued output bytes the server neither reads nor
+    /// answers more of the connection's requests until the client reads
+    /// (default 1 MiB).
     pub output_bytes_soft_max: usize,
-    /// A connection whose queued output passes this is closed (default 16 MiB).
+    /// A connection whose queued output passes this through notifications
+    /// (which are never held back) is closed (default 16 MiB).
     pub output_bytes_max: usize,
     /// A connection whose socket accepts no bytes for this long is closed
     /// (default 30 s).
@@ -186,7 +200,7 @@ impl Latency {
     }
 }
 
-/// What the accept thread and every connection share.
+/// What the event loop, the connections and the engine's callbacks share.
 pub(crate) struct Shared {
     pub keeper: Keeper,
     pub config: ServerConfig,
@@ -195,6 +209,7 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     pub stats: Stats,
     next_conn_id: AtomicU64,
+    wakeup: Arc<Wakeup>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     by_session: Mutex<HashMap<i64, Weak<Conn>>>,
@@ -234,11 +249,15 @@ impl Shared {
                 by_session.remove(&session_id);
             }
         }
+        self.undo_count(conn.peer.ip());
+    }
+
+    fn undo_count(&self, ip: IpAddr) {
         let mut per_ip = self.per_ip.lock();
-        if let Some(n) = per_ip.get_mut(&conn.peer.ip()) {
+        if let Some(n) = per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                per_ip.remove(&conn.peer.ip());
+                per_ip.remove(&ip);
             }
         }
     }
@@ -273,15 +292,17 @@ impl Shared {
 /// and closes every connection; the keeper and its sessions stay.
 pub struct Server {
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    event_loop: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Binds `config.bind` and starts serving `keeper`. The port is open
     /// only once the server can answer on it.
     pub fn start(keeper: Keeper, config: ServerConfig) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.bind)?;
+        let listener = mio::net::TcpListener::bind(config.bind)?;
         let local_addr = listener.local_addr()?;
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), net::WAKER)?;
         let shared = Arc::new(Shared {
             keeper,
             config,
@@ -289,19 +310,20 @@ impl Server {
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             stats: Stats::default(),
-            next_conn_id: AtomicU64::new(1),
+            // 0 and 1 are the listener's and the waker's tokens.
+            next_conn_id: AtomicU64::new(2),
+            wakeup: Arc::new(Wakeup::new(waker)),
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             by_session: Mutex::new(HashMap::new()),
         });
-        let accept_shared = shared.clone();
-        let accept = std::thread::Builder::new()
-            .name("innkeeper-accept".into())
-            .stack_size(256 << 10)
-            .spawn(move || accept_loop(&accept_shared, listener))?;
+        let event_loop = net::EventLoop::new(shared.clone(), poll, listener)?;
+        let handle = std::thread::Builder::new()
+            .name("innkeeper-server".into())
+            .spawn(move || event_loop.run())?;
         Ok(Server {
             shared,
-            accept: Some(accept),
+            event_loop: Some(handle),
         })
     }
 
@@ -329,8 +351,16 @@ impl Server {
         self.shared.conns.lock().len()
     }
 
-    /// Stops accepting, closes every connection and waits for the accept
-    /// thread. Sessions stay in the keeper (they expire, or a client resumes
+    /// Write batches the keeper has committed to its store so far (each one
+    /// atomic write and, in the durable mode, one flush). For tests and
+    /// benchmarks of group commit.
+    #[doc(hidden)]
+    pub fn store_batches(&self) -> u64 {
+        self.shared.keeper.engine.store_batches()
+    }
+
+    /// Stops accepting, closes every connection and waits for the event
+    /// loop. Sessions stay in the keeper (they expire, or a client resumes
     /// them on a later server over the same keeper).
     pub fn shutdown(mut self) {
         self.stop();
@@ -340,19 +370,9 @@ impl Server {
         if self.shared.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Wake the blocking accept with a connection of our own.
-        let wake = match self.shared.local_addr.ip() {
-            ip if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::from([127, 0, 0, 1]), self.shared.local_addr.port())
-            }
-            _ => self.shared.local_addr,
-        };
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        for conn in self.shared.connections() {
-            conn.kill("server shutting down");
+        self.shared.wakeup.schedule(0);
+        if let Some(handle) = self.event_loop.take() {
+            let _ = handle.join();
         }
     }
 }
@@ -371,64 +391,9 @@ impl std::fmt::Debug for Server {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
-        }
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and the like: back off instead of spinning.
-                shared.warn(format_args!("accept failed: {e}"));
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        let limit = shared.config.connections_per_ip_max;
-        {
-            let mut per_ip = shared.per_ip.lock();
-            let n = per_ip.entry(peer.ip()).or_insert(0);
-            if limit != 0 && *n >= limit {
-                shared.log(format_args!(
-                    "refused {peer}: {n} connections from this address (limit {limit})"
-                ));
-                continue;
-            }
-            *n += 1;
-        }
-        let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let conn = match Conn::new(id, peer, stream) {
-            Ok(c) => Arc::new(c),
-            Err(_) => {
-                undo_count(shared, peer.ip());
-                continue;
-            }
-        };
-        shared.conns.lock().insert(id, conn.clone());
-        let conn_shared = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("innkeeper-conn".into())
-            .stack_size(512 << 10)
-            .spawn(move || {
-                conn::serve(&conn_shared, &conn);
-                conn.kill("done");
-                conn_shared.release(&conn);
-            });
-        if spawned.is_err() {
-            if let Some(conn) = shared.conns.lock().remove(&id) {
-                conn.kill("cannot spawn a thread");
-            }
-            undo_count(shared, peer.ip());
-        }
-    }
-}
-
-fn undo_count(shared: &Shared, ip: IpAddr) {
-    if let Some(n) = shared.per_ip.lock().get_mut(&ip) {
-        *n = n.saturating_sub(1);
-    }
+/// Milliseconds since the epoch (for `cons`/`dump` only; sessions use the engine's clock).
+pub(crate) fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

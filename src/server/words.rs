@@ -433,7 +433,7 @@ fn dump(shared: &Shared) -> String {
         out,
         "{} expire at {}:",
         conns.len(),
-        java_date(super::conn::wall_ms())
+        java_date(super::wall_ms())
     );
     for conn in conns {
         let _ = writeln!(

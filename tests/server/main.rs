@@ -5,5 +5,6 @@
 
 mod client;
 mod javaorder;
+mod pipelining;
 mod robustness;
 mod wire;

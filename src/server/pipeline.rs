@@ -1,0 +1,772 @@
+//! One session's request pipeline: the order requests are answered in, and
+//! the mapping of each request to an engine call and of its result to a
+//! reply.
+//!
+//! Writes are handed to the engine as they arrive ([`Engine::submit`]), so a
+//! client that pipelines writes gets them group-committed. Every other
+//! request waits until no write of this connection is in flight (ZooKeeper's
+//! CommitProcessor does the same): a read behind a pending write sees it, and
+//! its reply follows the write's. A write behind a waiting read waits too,
+//! so the read cannot see it. Replies are queued on the connection in
+//! request order: a write's by the engine's committer, in queue order,
+//! right after the write is applied; a read's while the read still holds
+//! the state lock, so no notification of a later change can overtake it
+//! (zookeeper-reference.md D.4).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::conn::Conn;
+use super::Shared;
+use crate::api::{client_infos, failed_multi, OpResult};
+use crate::engine::{Completion, Engine, Reader, SessionHooks, Write, Written};
+use crate::error::{Error, ErrorKind, Result};
+use crate::node::{CreateMode, Id};
+use crate::prep::{digest_identity, WriteOp};
+use crate::proto::{
+    decode_request, decode_request_header, encode_reply, opcode, ClientInfo, CreateKind,
+    CreateRequest, DecodeErrorKind, MultiOp, MultiResult, ReadOp, ReadResult, ReplyHeader, Request,
+    Response,
+};
+use crate::state::OpOutcome;
+use crate::watch::Table;
+
+/// Requests a connection may have taken and not yet answered; past it the
+/// loop stops reading that connection (ZooKeeper's default
+/// `globalOutstandingLimit` is 1000 for the whole server).
+const IN_FLIGHT_MAX: usize = 4096;
+
+/// Bytes of requests waiting their turn before the loop stops reading.
+const WAITING_BYTES_MAX: usize = 4 << 20;
+
+/// What a request handler answers: a body, or an error code.
+type Answer = std::result::Result<Response, i32>;
+
+fn code(e: &Error) -> i32 {
+    e.kind().code()
+}
+
+/// How a write's engine result becomes its reply.
+enum Shape {
+    Create(CreateKind),
+    Delete,
+    SetData,
+    SetAcl,
+    Check,
+    /// Per op: the create kind (create vs create2 results), if a create.
+    Multi(Vec<Option<CreateKind>>),
+    Close,
+}
+
+impl Shape {
+    fn answer(&self, result: Result<Written>) -> Answer {
+        let written = result.map_err(|e| code(&e))?;
+        let system = ErrorKind::SystemError.code();
+        match (self, written) {
+            (Shape::Create(kind), Written::Op(OpOutcome::Created(path, stat))) => Ok(match kind {
+                CreateKind::Create => Response::Create { path },
+                _ => Response::Create2 { path, stat },
+            }),
+            (Shape::Delete | Shape::Check, Written::Op(_)) => Ok(Response::Empty),
+            (Shape::SetData, Written::Op(OpOutcome::DataSet(stat))) => {
+                Ok(Response::SetData { stat })
+            }
+            (Shape::SetAcl, Written::Op(OpOutcome::AclSet(stat))) => Ok(Response::SetAcl { stat }),
+            (Shape::Multi(kinds), Written::Multi(Ok(outcomes))) => Ok(Response::Multi(
+                outcomes
+                    .into_iter()
+                    .zip(kinds)
+                    .map(|(outcome, kind)| match outcome {
+                        OpOutcome::Created(path, stat) => match kind {
+                            Some(CreateKind::Create) => MultiResult::Create { path },
+                            _ => MultiResult::Create2 { path, stat },
+                        },
+                        OpOutcome::Deleted => MultiResult::Delete,
+                        OpOutcome::DataSet(stat) | OpOutcome::AclSet(stat) => {
+                            MultiResult::SetData { stat }
+                        }
+                        OpOutcome::Checked | OpOutcome::Session => MultiResult::Check,
+                    })
+                    .collect(),
+            )),
+            (Shape::Multi(kinds), Written::Multi(Err((idx, e)))) => Ok(Response::Multi(
+                failed_multi(kinds.len(), idx, e.kind())
+                    .into_iter()
+                    .map(multi_error)
+                    .collect(),
+            )),
+            (Shape::Close, _) => Ok(Response::Empty),
+            _ => Err(system),
+        }
+    }
+}
+
+/// What a reply needs to know of its request.
+#[derive(Clone, Copy)]
+struct Tag {
+    xid: i32,
+    op: i32,
+    started: Instant,
+}
+
+/// One request taken from the socket, waiting its turn.
+struct Item {
+    tag: Tag,
+    len: usize,
+    kind: Kind,
+}
+
+enum Kind {
+    /// Handed to the engine's commit pipeline.
+    Write(Write, Shape),
+    /// Answered here or by a read.
+    Other(Request),
+    /// Answered without the engine (a request that did not decode, or a
+    /// write that cannot be expressed); `zxid` overrides the last zxid,
+    /// `stop` closes the connection after the reply.
+    Fixed {
+        answer: Answer,
+        zxid: Option<i64>,
+        stop: bool,
+    },
+    /// Too short for a header: cannot be answered; close.
+    Unanswerable,
+}
+
+/// A session's requests between the socket and the engine.
+pub(crate) struct Pipeline {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    hooks: Arc<SessionHooks>,
+    session_id: i64,
+    waiting: VecDeque<Item>,
+    waiting_bytes: usize,
+    stopped: bool,
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        conn: Arc<Conn>,
+        hooks: Arc<SessionHooks>,
+        session_id: i64,
+    ) -> Pipeline {
+        Pipeline {
+            shared,
+            conn,
+            hooks,
+            session_id,
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
+            stopped: false,
+        }
+    }
+
+    /// True while the loop may take more requests from the socket.
+    pub(crate) fn accepts_more(&self) -> bool {
+        !self.stopped
+            && self.waiting.len() + self.conn.writes_in_flight.load(Ordering::Acquire)
+                < IN_FLIGHT_MAX
+            && self.waiting_bytes < WAITING_BYTES_MAX
+    }
+
+    /// True once a request ended the session or the connection: nothing
+    /// after it is answered.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Takes one request frame body.
+    pub(crate) fn push(&mut self, body: &[u8]) {
+        if self.stopped {
+            return;
+        }
+        self.shared
+            .stats
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.conn.info.lock().received += 1;
+        let started = Instant::now();
+        let item = match decode_request(body) {
+            Ok((header, request)) => Item {
+                tag: Tag {
+                    xid: header.xid,
+                    op: header.opcode,
+                    started,
+                },
+                len: body.len(),
+                kind: classify(request),
+            },
+            Err(e) => match decode_request_header(body) {
+                // A frame too short for a header cannot be answered (H.9).
+                Err(_) => Item {
+                    tag: Tag {
+                        xid: 0,
+                        op: 0,
+                        started,
+                    },
+                    len: body.len(),
+                    kind: Kind::Unanswerable,
+                },
+                Ok(header) => Item {
+                    tag: Tag {
+                        xid: header.xid,
+                        op: header.opcode,
+                        started,
+                    },
+                    len: body.len(),
+                    kind: match e.kind() {
+                        // deleteContainer (20) is ZooKeeper's internal op: a
+                        // client sending it gets BadArguments and keeps its
+                        // connection, as from ZooKeeper 3.8.
+                        DecodeErrorKind::UnknownOpcode(op) if op == opcode::DELETE_CONTAINER => {
+                            Kind::Fixed {
+                                answer: Err(ErrorKind::BadArguments.code()),
+                                zxid: None,
+                                stop: false,
+                            }
+                        }
+                        DecodeErrorKind::UnknownOpcode(_) => Kind::Fixed {
+                            answer: Err(ErrorKind::Unimplemented.code()),
+                            zxid: Some(-1),
+                            stop: true,
+                        },
+                        DecodeErrorKind::Malformed => Kind::Fixed {
+                            answer: Err(ErrorKind::MarshallingError.code()),
+                            zxid: None,
+                            stop: false,
+                        },
+                    },
+                },
+            },
+        };
+        self.waiting_bytes += item.len;
+        self.waiting.push_back(item);
+    }
+
+    /// Hands waiting requests to the engine or answers them, in order, as
+    /// far as the ordering rules allow. True when it stopped only because
+    /// the connection's output is above the soft limit.
+    pub(crate) fn dispatch(&mut self) -> bool {
+        while let Some(front) = self.waiting.front() {
+            if self.stopped {
+                self.waiting.clear();
+                self.waiting_bytes = 0;
+                return false;
+            }
+            let is_write = matches!(front.kind, Kind::Write(..));
+            if !is_write && self.conn.writes_in_flight.load(Ordering::Acquire) > 0 {
+                return false;
+            }
+            // Back-pressure: a client that asks faster than it reads gets
+            // no more answers queued until its output drains (the loop
+            // calls again as it does).
+            if self.conn.queued().1 > self.shared.config.output_bytes_soft_max {
+                return true;
+            }
+            let Some(item) = self.waiting.pop_front() else {
+                return false;
+            };
+            self.waiting_bytes -= item.len;
+            self.run(item);
+        }
+        false
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.shared.keeper.engine
+    }
+
+    fn identities(&self) -> Vec<Id> {
+        self.hooks.identities.read().clone()
+    }
+
+    fn reply(&self, tag: Tag, zxid: i64, answer: &Answer) {
+        reply(&self.shared, &self.conn, tag, zxid, answer);
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
+        self.conn.close_when_flushed();
+    }
+
+    fn run(&mut self, item: Item) {
+        let engine = &self.shared.keeper.engine;
+        let touched = engine.touch(self.session_id);
+        let tag = item.tag;
+        let request = match item.kind {
+            Kind::Unanswerable => {
+                self.stop();
+                return;
+            }
+            Kind::Fixed { answer, zxid, stop } => {
+                let zxid = zxid.unwrap_or_else(|| self.engine().last_zxid());
+                self.reply(tag, zxid, &answer);
+                if stop {
+                    self.stop();
+                }
+                return;
+            }
+            _ if !touched => {
+                let zxid = self.engine().last_zxid();
+                self.reply(tag, zxid, &Err(ErrorKind::SessionExpired.code()));
+                self.stop();
+                return;
+            }
+            Kind::Write(write, shape) => {
+                self.submit(tag, write, shape);
+                return;
+            }
+            Kind::Other(request) => request,
+        };
+        if self.run_read(tag, &request) {
+            return;
+        }
+        let (answer, stop) = self.run_other(tag, request);
+        let zxid = match tag.op {
+            opcode::AUTH => 0,
+            _ => self.engine().last_zxid(),
+        };
+        if let Some(answer) = answer {
+            self.reply(tag, zxid, &answer);
+        }
+        if stop {
+            self.stop();
+        }
+    }
+
+    /// Hands a write to the engine; its reply is queued when it completes.
+    fn submit(&mut self, tag: Tag, write: Write, shape: Shape) {
+        if matches!(shape, Shape::Close) {
+            // Nothing after closeSession is answered.
+            self.stopped = true;
+        }
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        let session_id = self.session_id;
+        conn.writes_in_flight.fetch_add(1, Ordering::AcqRel);
+        let done: Completion = Box::new(move |result, zxid| {
+            let answer = shape.answer(result);
+            reply(&shared, &conn, tag, zxid, &answer);
+            if matches!(shape, Shape::Close) {
+                if answer.is_ok() {
+                    tracing::info!(target: "innkeeper::session", "session {session_id:#x} closed");
+                }
+                conn.close_when_flushed();
+            }
+            // After the reply is queued: a read waiting behind this write
+            // may run once it sees the count drop.
+            conn.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+            conn.poke();
+        });
+        let identities = self.identities();
+        self.engine()
+            .submit(self.session_id, identities, write, None, done);
+    }
+
+    /// Answers a read while holding the state lock, so its reply is queued
+    /// before any notification of a later change. False: not a read.
+    fn run_read(&self, tag: Tag, request: &Request) -> bool {
+        let is_read = matches!(
+            request,
+            Request::Exists { .. }
+                | Request::GetData(_)
+                | Request::GetChildren(_)
+                | Request::GetChildren2(_)
+                | Request::GetAcl { .. }
+                | Request::GetAllChildrenNumber { .. }
+                | Request::GetEphemerals { .. }
+                | Request::MultiRead(_)
+        );
+        if !is_read {
+            return false;
+        }
+        let ids = self.identities();
+        let reader = match self.engine().reader(self.session_id) {
+            Ok(reader) => reader,
+            Err(e) => {
+                let zxid = self.engine().last_zxid();
+                self.reply(tag, zxid, &Err(code(&e)));
+                return true;
+            }
+        };
+        let registered = |_: bool| {};
+        let watching: Option<&dyn Fn(bool)> = Some(&registered);
+        let hook = |watch: bool| if watch { watching } else { None };
+        let answer: Answer = match request {
+            Request::Exists { path, watch } => match reader.exists(&ids, path, hook(*watch)) {
+                Ok(Some(stat)) => Ok(Response::Exists { stat }),
+                Ok(None) => Err(ErrorKind::NoNode.code()),
+                Err(e) => Err(code(&e)),
+            },
+            Request::GetData(g) => reader
+                .get_data(&ids, &g.path, hook(g.watch))
+                .map(|(data, stat)| Response::GetData { data, stat })
+                .map_err(|e| code(&e)),
+            Request::GetChildren(g) => reader
+                .get_children_wire(&ids, &g.path, hook(g.watch))
+                .map(|(children, _)| Response::GetChildren { children })
+                .map_err(|e| code(&e)),
+            Request::GetChildren2(g) => reader
+                .get_children_wire(&ids, &g.path, hook(g.watch))
+                .map(|(children, stat)| Response::GetChildren2 { children, stat })
+                .map_err(|e| code(&e)),
+            Request::GetAcl { path } => reader
+                .get_acl(&ids, path)
+                .map(|(acl, stat)| Response::GetAcl { acl, stat })
+                .map_err(|e| code(&e)),
+            Request::GetAllChildrenNumber { path } => reader
+                .get_all_children_number(&ids, path)
+                .map(|n| Response::GetAllChildrenNumber {
+                    total_number: i32::try_from(n).unwrap_or(i32::MAX),
+                })
+                .map_err(|e| code(&e)),
+            Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
+                ephemerals: reader.get_ephemerals(prefix_path),
+            }),
+            Request::MultiRead(ops) => Ok(multi_read(&reader, &ids, ops)),
+            _ => Err(ErrorKind::SystemError.code()),
+        };
+        // Queued before the lock goes: see the module docs.
+        self.reply(tag, reader.last_zxid(), &answer);
+        drop(reader);
+        true
+    }
+
+    /// Everything that is neither a write nor a read of the tree. Returns
+    /// the answer (None: already queued) and whether to close after it.
+    fn run_other(&self, tag: Tag, request: Request) -> (Option<Answer>, bool) {
+        let sid = self.session_id;
+        let engine = self.engine();
+        let answer = match request {
+            Request::Ping => Ok(Response::Empty),
+            Request::Sync { path } => engine
+                .sync(sid)
+                .map(|()| Response::Sync { path })
+                .map_err(|e| code(&e)),
+            Request::Reconfig { .. } => Err(ErrorKind::ReconfigDisabled.code()),
+            Request::CheckWatches { path, watcher_type } => {
+                self.remove_watches(&path, watcher_type, false)
+            }
+            Request::RemoveWatches { path, watcher_type } => {
+                self.remove_watches(&path, watcher_type, true)
+            }
+            Request::Auth { scheme, auth, .. } => {
+                return match self.auth(&scheme, &auth) {
+                    Ok(()) => (Some(Ok(Response::Empty)), false),
+                    // Unknown scheme: −115, then close (G.3).
+                    Err(c) => (Some(Err(c)), true),
+                };
+            }
+            Request::SetWatches {
+                relative_zxid,
+                data_watches,
+                exist_watches,
+                child_watches,
+            } => engine
+                .set_watches(
+                    sid,
+                    relative_zxid,
+                    &data_watches,
+                    &exist_watches,
+                    &child_watches,
+                    &[],
+                    &[],
+                )
+                .map(|()| Response::Empty)
+                .map_err(|e| code(&e)),
+            Request::SetWatches2 {
+                relative_zxid,
+                data_watches,
+                exist_watches,
+                child_watches,
+                persistent_watches,
+                persistent_recursive_watches,
+            } => engine
+                .set_watches(
+                    sid,
+                    relative_zxid,
+                    &data_watches,
+                    &exist_watches,
+                    &child_watches,
+                    &persistent_watches,
+                    &persistent_recursive_watches,
+                )
+                .map(|()| Response::Empty)
+                .map_err(|e| code(&e)),
+            // No SASL provider is configured: say so without dropping the client.
+            Request::Sasl { .. } => Err(ErrorKind::Unimplemented.code()),
+            Request::AddWatch { path, mode } => match mode {
+                0 | 1 => {
+                    // The reply is queued while the engine still holds the
+                    // state lock: a client registers its watcher when the
+                    // reply comes, so no event of the new watch may come first.
+                    let zxid = engine.last_zxid();
+                    let reply_now = || self.reply(tag, zxid, &Ok(Response::AddWatch));
+                    return match engine.add_watch(sid, &path, mode == 1, &reply_now) {
+                        Ok(()) => (None, false),
+                        Err(e) => (Some(Err(code(&e))), false),
+                    };
+                }
+                _ => Err(ErrorKind::BadArguments.code()),
+            },
+            Request::WhoAmI => Ok(Response::WhoAmI {
+                client_info: client_infos(&self.identities())
+                    .into_iter()
+                    .map(|c| ClientInfo {
+                        auth_scheme: c.auth_scheme,
+                        user: c.user,
+                    })
+                    .collect(),
+            }),
+            _ => Err(ErrorKind::SystemError.code()),
+        };
+        (Some(answer), false)
+    }
+
+    fn remove_watches(&self, path: &str, watcher_type: i32, remove: bool) -> Answer {
+        let tables: &[Table] = match watcher_type {
+            1 => &[Table::Child],
+            2 => &[Table::Data],
+            3 => &[Table::Child, Table::Data],
+            _ => return Err(ErrorKind::BadArguments.code()),
+        };
+        self.engine()
+            .remove_watches(self.session_id, path, tables, remove, &|| {})
+            .map(|()| Response::Empty)
+            .map_err(|e| code(&e))
+    }
+
+    fn auth(&self, scheme: &str, auth: &[u8]) -> std::result::Result<(), i32> {
+        let identity = match scheme {
+            "digest" => digest_identity(&String::from_utf8_lossy(auth)),
+            // The ip provider authenticates the peer address the connection
+            // already carries.
+            "ip" => return Ok(()),
+            _ => return Err(ErrorKind::AuthFailed.code()),
+        };
+        let is_super = self
+            .engine()
+            .config
+            .super_digest
+            .as_deref()
+            .is_some_and(|d| d == identity.id);
+        let mut ids = self.hooks.identities.write();
+        if is_super && !ids.iter().any(|i| i.scheme == "super") {
+            ids.push(Id::new("super", ""));
+        }
+        if !ids.contains(&identity) {
+            ids.push(identity);
+        }
+        Ok(())
+    }
+}
+
+/// Queues a reply on the connection and records its figures.
+fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
+    let (err, body) = match answer {
+        Ok(r) => (0, Some(r)),
+        Err(c) => (*c, None),
+    };
+    let xid = tag.xid;
+    conn.push_reply(encode_reply(&ReplyHeader { xid, zxid, err }, body));
+    let elapsed = tag.started.elapsed();
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    if tag.op != opcode::PING {
+        shared.record_request(op_name(tag.op), elapsed);
+    }
+    let mut info = conn.info.lock();
+    info.last_op = op_name(tag.op);
+    info.last_cxid = xid;
+    info.last_zxid = zxid;
+    info.last_response_ms = super::wall_ms();
+    info.last_latency_ms = elapsed_ms;
+    info.latency.record(elapsed_ms);
+}
+
+/// Sorts a decoded request into a write for the engine's pipeline or
+/// anything else.
+fn classify(request: Request) -> Kind {
+    let fixed = |answer: Answer| Kind::Fixed {
+        answer,
+        zxid: None,
+        stop: false,
+    };
+    match request {
+        Request::Create(create) => {
+            let kind = create.kind;
+            match create_op(create) {
+                Ok(op) => Kind::Write(Write::Op(op), Shape::Create(kind)),
+                Err(c) => fixed(Err(c)),
+            }
+        }
+        Request::Delete(d) => Kind::Write(
+            Write::Op(WriteOp::Delete {
+                path: d.path,
+                version: d.version,
+            }),
+            Shape::Delete,
+        ),
+        Request::SetData(s) => Kind::Write(
+            Write::Op(WriteOp::SetData {
+                path: s.path,
+                data: s.data,
+                version: s.version,
+            }),
+            Shape::SetData,
+        ),
+        Request::SetAcl { path, acl, version } => Kind::Write(
+            Write::Op(WriteOp::SetAcl { path, acl, version }),
+            Shape::SetAcl,
+        ),
+        Request::Check(c) => Kind::Write(
+            Write::Op(WriteOp::Check {
+                path: c.path,
+                version: c.version,
+            }),
+            Shape::Check,
+        ),
+        Request::Multi(ops) => multi(ops),
+        Request::CloseSession => Kind::Write(Write::CloseSession, Shape::Close),
+        other => Kind::Other(other),
+    }
+}
+
+fn multi(ops: Vec<MultiOp>) -> Kind {
+    let n_ops = ops.len();
+    let mut kinds = Vec::with_capacity(n_ops);
+    let mut write_ops = Vec::with_capacity(n_ops);
+    for (idx, op) in ops.into_iter().enumerate() {
+        let converted = match op {
+            MultiOp::Create(create) => {
+                kinds.push(Some(create.kind));
+                create_op(create)
+            }
+            MultiOp::Delete(d) => {
+                kinds.push(None);
+                Ok(WriteOp::Delete {
+                    path: d.path,
+                    version: d.version,
+                })
+            }
+            MultiOp::SetData(s) => {
+                kinds.push(None);
+                Ok(WriteOp::SetData {
+                    path: s.path,
+                    data: s.data,
+                    version: s.version,
+                })
+            }
+            MultiOp::Check(c) => {
+                kinds.push(None);
+                Ok(WriteOp::Check {
+                    path: c.path,
+                    version: c.version,
+                })
+            }
+        };
+        match converted {
+            Ok(op) => write_ops.push(op),
+            Err(c) => {
+                let kind = ErrorKind::from_code(c).unwrap_or(ErrorKind::BadArguments);
+                let failed = failed_multi(n_ops, idx, kind);
+                return Kind::Fixed {
+                    answer: Ok(Response::Multi(
+                        failed.into_iter().map(multi_error).collect(),
+                    )),
+                    zxid: None,
+                    stop: false,
+                };
+            }
+        }
+    }
+    Kind::Write(Write::Multi(write_ops), Shape::Multi(kinds))
+}
+
+fn multi_read(reader: &Reader<'_>, ids: &[Id], ops: &[ReadOp]) -> Response {
+    // The watch flag inside a multiRead is ignored (D.1).
+    let results = ops
+        .iter()
+        .map(|op| match op {
+            ReadOp::GetData(g) => match reader.get_data(ids, &g.path, None) {
+                Ok((data, stat)) => ReadResult::GetData { data, stat },
+                Err(e) => ReadResult::Error { err: code(&e) },
+            },
+            ReadOp::GetChildren(g) => match reader.get_children_wire(ids, &g.path, None) {
+                Ok((children, _)) => ReadResult::GetChildren { children },
+                Err(e) => ReadResult::Error { err: code(&e) },
+            },
+        })
+        .collect();
+    Response::MultiRead(results)
+}
+
+fn multi_error(result: OpResult) -> MultiResult {
+    match result {
+        OpResult::Error(kind) => MultiResult::Error { err: kind.code() },
+        _ => MultiResult::Error { err: 0 },
+    }
+}
+
+/// The engine op for a create request. The opcode, not the flag, makes a
+/// container; flag 4 on create/create2 stores a plain persistent node, and
+/// TTL rules follow reference A.3.
+fn create_op(create: CreateRequest) -> std::result::Result<WriteOp, i32> {
+    let mode = CreateMode::from_flag(create.flags).ok_or(ErrorKind::BadArguments.code())?;
+    let (mode, ttl_ms) = match create.kind {
+        CreateKind::Create | CreateKind::Create2 => match mode {
+            CreateMode::Container => (CreateMode::Persistent, 0),
+            m if m.is_ttl() => (m, -1),
+            m => (m, 0),
+        },
+        CreateKind::Container if mode.is_ttl() => (mode, -1),
+        CreateKind::Container => (CreateMode::Container, 0),
+        CreateKind::Ttl { ttl } if mode.is_ttl() => (mode, ttl),
+        CreateKind::Ttl { ttl } if ttl >= 0 => return Err(ErrorKind::BadArguments.code()),
+        CreateKind::Ttl { .. } => (mode, 0),
+    };
+    Ok(WriteOp::Create {
+        path: create.path,
+        data: create.data,
+        acl: create.acl,
+        mode,
+        ttl_ms,
+    })
+}
+
+/// ZooKeeper's four-character names of ops, as `cons` shows them.
+fn op_name(op: i32) -> &'static str {
+    match op {
+        opcode::CREATE => "CREA",
+        opcode::DELETE => "DELE",
+        opcode::EXISTS => "EXIS",
+        opcode::GET_DATA => "GETD",
+        opcode::SET_DATA => "SETD",
+        opcode::GET_ACL => "GETA",
+        opcode::SET_ACL => "SETA",
+        opcode::GET_CHILDREN => "GETC",
+        opcode::SYNC => "SYNC",
+        opcode::PING => "PING",
+        opcode::GET_CHILDREN2 => "GETC",
+        opcode::CHECK => "CHEC",
+        opcode::MULTI => "MULT",
+        opcode::CREATE2 => "CREA",
+        opcode::RECONFIG => "RECO",
+        opcode::CHECK_WATCHES => "CHKW",
+        opcode::REMOVE_WATCHES => "REMW",
+        opcode::CREATE_CONTAINER => "CREA",
+        opcode::CREATE_TTL => "CREA",
+        opcode::MULTI_READ => "MLTR",
+        opcode::AUTH => "AUTH",
+        opcode::SET_WATCHES | opcode::SET_WATCHES2 => "SETW",
+        opcode::SASL => "SASL",
+        opcode::GET_EPHEMERALS => "GETE",
+        opcode::GET_ALL_CHILDREN_NUMBER => "GETN",
+        opcode::ADD_WATCH => "ADDW",
+        opcode::WHO_AM_I => "HOMI",
+        opcode::CLOSE_SESSION => "CLOS",
+        _ => "NA",
+    }
+}
