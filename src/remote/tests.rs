@@ -382,3 +382,81 @@ fn a_request_without_a_reply_times_out_while_pings_keep_the_connection() {
     drop(session);
     server.join().unwrap();
 }
+
+/// Connect honours a short connect timeout and says why it failed, for
+/// each cause a user must tell apart (issue 15): refused, unresolvable,
+/// and a server that accepts but never answers.
+#[test]
+fn connect_fails_within_its_timeout_and_names_the_cause() {
+    let closed_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    for (address, cause) in [
+        (format!("127.0.0.1:{closed_port}"), "connection refused"),
+        ("no-such-host.invalid:2181".to_string(), "cannot resolve"),
+        (silent_address, "timed out"),
+    ] {
+        let connect_timeout = Duration::from_millis(1500);
+        let started = Instant::now();
+        let err = RemoteSession::builder(&address)
+            .session_timeout(Duration::from_millis(900))
+            .connect_timeout(connect_timeout)
+            .connect()
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::ConnectionLoss, "{address}");
+        let detail = err.detail_message().unwrap_or("");
+        assert!(detail.contains(cause), "{address}: {detail}");
+        assert!(detail.contains("1.5s"), "{address}: {detail}");
+        // The old client waited at least 10 s whatever it was asked.
+        assert!(
+            elapsed < connect_timeout + CLOSE_JOIN_MAX + Duration::from_secs(1),
+            "{address}: {elapsed:?}"
+        );
+    }
+}
+
+/// `close()` returns promptly while the session is reconnecting to a server
+/// that accepted the connection and never answers the handshake (the old
+/// client waited for the handshake's 2/3-of-the-timeout read deadline: 20 s
+/// here).
+#[test]
+fn close_while_reconnecting_returns_promptly() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (hanging_tx, hanging_rx) = crossbeam_channel::bounded(1);
+    let server = std::thread::spawn(move || {
+        let (stream, _) = accept_session(&listener, Some(0), 30_000);
+        drop(stream);
+        let (mut silent, _) = listener.accept().unwrap();
+        let _ = read_body(&mut silent);
+        hanging_tx.send(()).unwrap();
+        // Hold the connection open without answering until the client hangs up.
+        let mut sink = [0u8; 64];
+        let _ = silent.set_read_timeout(Some(Duration::from_secs(30)));
+        while matches!(silent.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(30))
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    wait_state(&events, KeeperState::Disconnected);
+    hanging_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the client reconnects");
+    let started = Instant::now();
+    session.close().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(session.state(), KeeperState::Closed);
+    wait_state(&events, KeeperState::Closed);
+    server.join().unwrap();
+}
