@@ -77,6 +77,7 @@ mod prep;
 mod random;
 pub mod recipes;
 mod remote;
+pub mod sasl;
 mod session;
 mod state;
 mod store;
