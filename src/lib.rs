@@ -89,6 +89,7 @@ mod watch;
 pub mod proto;
 
 pub mod server;
+mod tls;
 
 pub use api::{
     wait_event, ClientInfo, Coordinator, CreateOptions, Keeper, KeeperBuilder, Op, OpResult,

@@ -21,8 +21,9 @@
 //! The module speaks to the wire only through [`crate::proto`].
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind as IoErrorKind, Read, Write as _};
+use std::io::ErrorKind as IoErrorKind;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,6 +45,8 @@ use crate::proto::{
     FrameSplitter, GetChildrenRequest, GetDataRequest, MultiOp, MultiResult, Request, Response,
     SetDataRequest, MAX_FRAME_LEN,
 };
+use crate::sasl::DigestClient;
+use link::Link;
 
 /// ZooKeeper's default client port, used when a host names none.
 pub(crate) const DEFAULT_PORT: u16 = 2181;
@@ -69,9 +72,6 @@ pub(crate) const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(2);
 /// finish. A thread still blocked in a name lookup or a TCP connect after
 /// that is left to end on its own: it touches nothing once the session is closed.
 const CLOSE_JOIN_MAX: Duration = Duration::from_secs(1);
-
-/// Bytes read from the socket at a time.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// xid of a SetWatches request (the C client's −8; the server echoes it).
 const XID_SET_WATCHES: i32 = xid::SET_WATCHES;
@@ -184,6 +184,29 @@ pub struct RemoteBuilder {
     request_timeout: Option<Duration>,
     auth: Vec<(String, Vec<u8>)>,
     resume: Option<(i64, Vec<u8>)>,
+    tls: Option<TlsOptions>,
+    sasl: Option<SaslLogin>,
+}
+
+/// TLS options of a [`RemoteBuilder`]: files, read when connecting.
+#[derive(Debug, Clone, Default)]
+struct TlsOptions {
+    ca_file: PathBuf,
+    client_identity: Option<(PathBuf, PathBuf)>,
+    server_name: Option<String>,
+}
+
+/// A SASL DIGEST-MD5 login: user and password.
+#[derive(Clone)]
+struct SaslLogin {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SaslLogin({:?}, <password>)", self.user)
+    }
 }
 
 impl RemoteBuilder {
@@ -218,6 +241,55 @@ impl RemoteBuilder {
         self
     }
 
+    /// Speaks TLS to the servers (ZooKeeper's `secureClientPort`), trusting
+    /// the CA certificates of the PEM file `ca_file`. The server's
+    /// certificate must name the host of the connect string (as an IP
+    /// address or DNS name), as the Java client checks it by default; see
+    /// [`RemoteBuilder::tls_server_name`] for another name. TLS 1.2 and 1.3.
+    ///
+    /// [`RemoteBuilder::connect`] fails with `BadArguments` when the file
+    /// cannot be read; a handshake that fails (an untrusted server) counts
+    /// as an unreachable server, and its cause is in the error.
+    pub fn tls(mut self, ca_file: impl Into<PathBuf>) -> RemoteBuilder {
+        self.tls.get_or_insert_with(TlsOptions::default).ca_file = ca_file.into();
+        self
+    }
+
+    /// A client certificate (PEM chain) and its private key (PEM), for a
+    /// server that asks for one (`ssl.clientAuth` want or need). The server
+    /// then knows the session as `x509:` the certificate's subject.
+    /// Only meaningful with [`RemoteBuilder::tls`].
+    pub fn tls_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> RemoteBuilder {
+        self.tls
+            .get_or_insert_with(TlsOptions::default)
+            .client_identity = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// The name the server certificates must carry, instead of each host
+    /// of the connect string.
+    pub fn tls_server_name(mut self, name: &str) -> RemoteBuilder {
+        self.tls.get_or_insert_with(TlsOptions::default).server_name = Some(name.to_string());
+        self
+    }
+
+    /// Logs in with SASL DIGEST-MD5 as `user` after every handshake, as the
+    /// Java client does with a JAAS `Client` section; the session is then
+    /// `sasl:USER` in ACLs. The login is repeated after every reconnect.
+    /// A refused login ends the session handle with `AuthFailed`.
+    /// Kerberos (GSSAPI) is not supported.
+    pub fn sasl_digest(mut self, user: &str, password: &str) -> RemoteBuilder {
+        self.sasl = Some(SaslLogin {
+            user: user.to_string(),
+            password: password.to_string(),
+        });
+        self
+    }
+
     /// Resumes an existing session instead of creating one (the id and
     /// password of [`RemoteSession::session_id`] and
     /// [`RemoteSession::password`]). A session the ensemble no longer
@@ -245,8 +317,27 @@ impl RemoteBuilder {
             .connect_timeout
             .unwrap_or(self.session_timeout.max(CONNECT_TIMEOUT_MIN_DEFAULT));
         let (session_id, password) = self.resume.unwrap_or((0, vec![0; 16]));
+        let tls = match &self.tls {
+            None => None,
+            Some(options) => {
+                if options.ca_file.as_os_str().is_empty() {
+                    return Err(Error::new(ErrorKind::BadArguments)
+                        .detail("TLS options without a CA file (RemoteBuilder::tls)"));
+                }
+                let identity = options
+                    .client_identity
+                    .as_ref()
+                    .map(|(cert, key)| (cert.as_path(), key.as_path()));
+                Some(RemoteTls {
+                    config: crate::tls::client_config(&options.ca_file, identity)?,
+                    server_name: options.server_name.clone(),
+                })
+            }
+        };
         let inner = Arc::new(Inner {
             hosts,
+            tls,
+            sasl: self.sasl.clone(),
             chroot: parsed.chroot,
             requested_ms,
             request_timeout: self.request_timeout,
@@ -300,9 +391,14 @@ impl RemoteBuilder {
                         .detail("the ensemble no longer knows the session"));
                 }
                 KeeperState::AuthFailed => {
+                    let cause = shared.last_failure.clone();
                     drop(shared);
                     session.stop();
-                    return Err(Error::new(ErrorKind::AuthFailed));
+                    let error = Error::new(ErrorKind::AuthFailed);
+                    return Err(match cause {
+                        Some(cause) => error.detail(cause),
+                        None => error,
+                    });
                 }
                 _ => {}
             }
@@ -379,6 +475,8 @@ pub struct RemoteSession {
 
 struct Inner {
     hosts: Vec<(String, u16)>,
+    tls: Option<RemoteTls>,
+    sasl: Option<SaslLogin>,
     chroot: Option<String>,
     requested_ms: i32,
     /// `None`: the negotiated session timeout.
@@ -391,6 +489,11 @@ struct Inner {
     dispatch: Dispatch,
 }
 
+struct RemoteTls {
+    config: Arc<rustls::ClientConfig>,
+    server_name: Option<String>,
+}
+
 /// Connection state, guarded by one lock: a caller holds it while it writes
 /// its request and queues its pending entry, so requests go out in xid order.
 /// Lock order: `shared` before `watches`.
@@ -399,7 +502,7 @@ struct Shared {
     /// A closeSession went out: the server closes the socket after its
     /// reply, and the thread must then stop rather than reconnect.
     close_sent: bool,
-    writer: Option<TcpStream>,
+    writer: Option<Link>,
     server: Option<String>,
     /// Requests sent and not answered, in xid order.
     pending: VecDeque<Pending>,
@@ -503,6 +606,8 @@ impl RemoteSession {
             request_timeout: None,
             auth: Vec::new(),
             resume: None,
+            tls: None,
+            sasl: None,
         }
     }
 
@@ -567,7 +672,7 @@ impl RemoteSession {
             let mut shared = self.inner.shared.lock();
             shared.closing = true;
             if let Some(w) = shared.writer.take() {
-                let _ = w.shutdown(Shutdown::Both);
+                w.shutdown();
             }
             if let Some(c) = shared.connecting.take() {
                 let _ = c.shutdown(Shutdown::Both);
@@ -748,13 +853,12 @@ fn write_frame(shared: &mut Shared, frame: &[u8]) -> std::io::Result<()> {
             "not connected",
         ));
     };
-    let mut stream: &TcpStream = writer;
-    let result = stream.write_all(frame);
+    let result = writer.write_all(frame);
     if result.is_ok() {
         shared.last_sent = Instant::now();
     } else {
         // Wake the reader: it notices the dead socket and reconnects.
-        let _ = writer.shutdown(Shutdown::Both);
+        writer.shutdown();
     }
     result
 }
@@ -929,10 +1033,7 @@ impl Inner {
 
     /// Connects to `host` and performs the handshake, then queues the auth
     /// packets and SetWatches before any user request can go out (I.1).
-    fn establish(
-        &self,
-        host: &(String, u16),
-    ) -> std::result::Result<(TcpStream, FrameSplitter), End> {
+    fn establish(&self, host: &(String, u16)) -> std::result::Result<(Link, FrameSplitter), End> {
         let lost = |what: &str, e: &dyn std::fmt::Display| {
             End::Lost(format!("{what} {}:{}: {e}", host.0, host.1))
         };
@@ -976,7 +1077,17 @@ impl Inner {
             }
             shared.connecting = stream.try_clone().ok();
         }
-        let result = self.handshake(host, stream, read_timeout);
+        let link = match &self.tls {
+            None => Ok(Link::plain(stream)),
+            Some(tls) => Link::tls(
+                stream,
+                Arc::clone(&tls.config),
+                tls.server_name.as_deref().unwrap_or(&host.0),
+                Instant::now() + read_timeout,
+            )
+            .map_err(|e| lost("TLS handshake with", &io_cause(&e))),
+        };
+        let result = link.and_then(|link| self.handshake(host, link, read_timeout));
         self.shared.lock().connecting = None;
         result
     }
@@ -986,9 +1097,9 @@ impl Inner {
     fn handshake(
         &self,
         host: &(String, u16),
-        stream: TcpStream,
+        stream: Link,
         read_timeout: Duration,
-    ) -> std::result::Result<(TcpStream, FrameSplitter), End> {
+    ) -> std::result::Result<(Link, FrameSplitter), End> {
         let lost = |what: &str, e: &dyn std::fmt::Display| {
             End::Lost(format!("{what} {}:{}: {e}", host.0, host.1))
         };
@@ -1005,7 +1116,7 @@ impl Inner {
             passwd: password,
             read_only: Some(false),
         };
-        (&stream)
+        stream
             .write_all(&proto::encode_connect_request(&request))
             .map_err(|e| lost_io("handshake with", &e))?;
         let mut splitter = FrameSplitter::with_max_len(REPLY_FRAME_BYTES_MAX);
@@ -1020,7 +1131,8 @@ impl Inner {
             if now >= deadline {
                 return Err(lost("handshake with", &"timed out waiting for an answer"));
             }
-            read_some(&stream, &mut splitter, deadline - now)
+            stream
+                .read_some(&mut splitter, deadline - now)
                 .map_err(|e| lost_io("handshake with", &e))?;
         };
         let response =
@@ -1028,16 +1140,23 @@ impl Inner {
         if response.timeout_ms <= 0 {
             return Err(End::Expired);
         }
+        if let Some(login) = &self.sasl {
+            self.sasl_login(&stream, &mut splitter, login, deadline)
+                .map_err(|end| match end {
+                    End::Lost(why) => lost("SASL with", &why),
+                    other => other,
+                })?;
+        }
         let mut shared = self.shared.lock();
         if shared.closing {
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown();
             return Err(End::Closing);
         }
         shared.session_id = response.session_id;
         shared.password = response.passwd;
         shared.negotiated_ms = response.timeout_ms;
         shared.writer = Some(stream.try_clone().map_err(|e| lost_io("configure", &e))?);
-        let _ = stream.set_write_timeout(Some(Inner::read_timeout(response.timeout_ms)));
+        let _ = stream.set_write_timeout(Inner::read_timeout(response.timeout_ms));
         let mut frames = Vec::new();
         for (scheme, auth) in &shared.auth {
             frames.push(proto::encode_request(
@@ -1091,8 +1210,93 @@ impl Inner {
         Ok((stream, splitter))
     }
 
+    /// Logs in with SASL DIGEST-MD5 on a connection whose session was just
+    /// established, before anything else is sent (the Java client holds its
+    /// requests back the same way until SASL completes).
+    fn sasl_login(
+        &self,
+        stream: &Link,
+        splitter: &mut FrameSplitter,
+        login: &SaslLogin,
+        deadline: Instant,
+    ) -> std::result::Result<(), End> {
+        let mut client = DigestClient::new(&login.user, &login.password);
+        let challenge = self.sasl_round(stream, splitter, login, Vec::new(), deadline)?;
+        let cnonce = crate::sasl::random_nonce().map_err(|e| End::Lost(e.to_string()))?;
+        let refused = |e: Error| {
+            self.shared.lock().last_failure = Some(format!(
+                "SASL DIGEST-MD5 login as {:?}: {}",
+                login.user,
+                e.detail_message().unwrap_or("refused")
+            ));
+            End::AuthFailed
+        };
+        let response = client.respond(&challenge, &cnonce).map_err(refused)?;
+        let rspauth = self.sasl_round(stream, splitter, login, response, deadline)?;
+        client.verify(&rspauth).map_err(refused)?;
+        Ok(())
+    }
+
+    /// Sends one SASL token and returns the server's answer.
+    fn sasl_round(
+        &self,
+        stream: &Link,
+        splitter: &mut FrameSplitter,
+        login: &SaslLogin,
+        token: Vec<u8>,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<u8>, End> {
+        let xid = {
+            let mut shared = self.shared.lock();
+            let xid = shared.next_xid;
+            shared.next_xid = if xid == i32::MAX { 1 } else { xid + 1 };
+            xid
+        };
+        stream
+            .write_all(&proto::encode_request(xid, &Request::Sasl { token }))
+            .map_err(|e| End::Lost(io_cause(&e)))?;
+        loop {
+            while let Some(body) = splitter
+                .next_frame()
+                .map_err(|e| End::Lost(e.to_string()))?
+            {
+                let header =
+                    proto::decode_reply_header(&body).map_err(|e| End::Lost(e.to_string()))?;
+                if header.xid == xid::NOTIFICATION || header.xid == xid::PING {
+                    continue;
+                }
+                if header.xid != xid {
+                    return Err(End::Lost(format!(
+                        "a reply to xid {} during SASL",
+                        header.xid
+                    )));
+                }
+                if header.err != 0 {
+                    self.shared.lock().last_failure = Some(format!(
+                        "the server refused the SASL DIGEST-MD5 login as {:?} ({})",
+                        login.user,
+                        server_error(header.err)
+                    ));
+                    return Err(End::AuthFailed);
+                }
+                return match proto::decode_reply(proto::opcode::SASL, &body) {
+                    Ok((_, Some(Response::Sasl { token }))) => Ok(token),
+                    Ok((_, other)) => Err(End::Lost(format!("an unexpected SASL reply {other:?}"))),
+                    Err(e) => Err(End::Lost(format!("an undecodable SASL reply: {e}"))),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(End::Lost("timed out waiting for a SASL answer".to_string()));
+            }
+            stream
+                .read_some(splitter, left)
+                .map_err(|e| End::Lost(io_cause(&e)))?;
+        }
+    }
+
     /// Reads frames until the connection ends; pings when idle.
-    fn serve(&self, stream: &TcpStream, mut splitter: FrameSplitter) -> End {
+    fn serve(&self, stream: &Link, mut splitter: FrameSplitter) -> End {
         let negotiated_ms = self.shared.lock().negotiated_ms;
         let read_timeout = Inner::read_timeout(negotiated_ms);
         let ping_interval = (read_timeout / 2).min(PING_INTERVAL_MAX);
@@ -1130,7 +1334,7 @@ impl Inner {
             let wait = wake
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
-            match read_some(stream, &mut splitter, wait) {
+            match stream.read_some(&mut splitter, wait) {
                 Ok(true) => last_heard = Instant::now(),
                 Ok(false) => {}
                 Err(e) => {
@@ -1227,7 +1431,7 @@ impl Inner {
         let was_connected = {
             let mut shared = self.shared.lock();
             if let Some(w) = shared.writer.take() {
-                let _ = w.shutdown(Shutdown::Both);
+                w.shutdown();
             }
             shared.server = None;
             let was = matches!(
@@ -1252,7 +1456,7 @@ impl Inner {
         {
             let mut shared = self.shared.lock();
             if let Some(w) = shared.writer.take() {
-                let _ = w.shutdown(Shutdown::Both);
+                w.shutdown();
             }
             shared.server = None;
             shared.state = state;
@@ -1278,36 +1482,6 @@ fn io_cause(e: &std::io::Error) -> String {
         IoErrorKind::ConnectionRefused => "connection refused".to_string(),
         IoErrorKind::TimedOut | IoErrorKind::WouldBlock => "timed out".to_string(),
         _ => e.to_string(),
-    }
-}
-
-/// Reads what is available within `wait`; `Ok(false)` when nothing came.
-fn read_some(
-    stream: &TcpStream,
-    splitter: &mut FrameSplitter,
-    wait: Duration,
-) -> std::io::Result<bool> {
-    stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
-    let mut buf = [0u8; READ_CHUNK_BYTES];
-    let mut reader: &TcpStream = stream;
-    match reader.read(&mut buf) {
-        Ok(0) => Err(std::io::Error::new(
-            IoErrorKind::UnexpectedEof,
-            "the server closed the connection",
-        )),
-        Ok(n) => {
-            splitter.push(&buf[..n]);
-            Ok(true)
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                IoErrorKind::WouldBlock | IoErrorKind::TimedOut | IoErrorKind::Interrupted
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -1748,5 +1922,6 @@ impl Coordinator for RemoteSession {
 }
 
 mod backoff;
+mod link;
 #[cfg(test)]
 mod tests;

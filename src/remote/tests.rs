@@ -2,6 +2,7 @@
 //! SetWatches batching, and the connection state machine driven by a tiny
 //! scripted fake server on a loopback port.
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use super::*;
@@ -458,5 +459,151 @@ fn close_while_reconnecting_returns_promptly() {
     );
     assert_eq!(session.state(), KeeperState::Closed);
     wait_state(&events, KeeperState::Closed);
+    server.join().unwrap();
+}
+
+/// Serves one SASL DIGEST-MD5 login on a fresh session connection, as
+/// ZooKeeper does (empty token → challenge → response → rspauth); returns
+/// the authenticated user, or `None` after answering AuthFailed.
+fn serve_sasl_login(stream: &mut TcpStream, nonce: &str) -> Option<String> {
+    let mut digest = crate::sasl::DigestServer::new(nonce.to_string());
+    let (x, request) = next_request(stream);
+    assert_eq!(request, Request::Sasl { token: vec![] }, "SASL comes first");
+    let ok = |x| ReplyHeader {
+        xid: x,
+        zxid: 0,
+        err: 0,
+    };
+    let challenge = Response::Sasl {
+        token: digest.challenge(),
+    };
+    stream
+        .write_all(&proto::encode_reply(&ok(x), Some(&challenge)))
+        .unwrap();
+    let (x, request) = next_request(stream);
+    let Request::Sasl { token } = request else {
+        panic!("expected the SASL response, got {request:?}")
+    };
+    match digest.check(&token, |user| (user == "bob").then(|| "bob-secret".into())) {
+        Ok(rspauth) => {
+            let reply = Response::Sasl { token: rspauth };
+            stream
+                .write_all(&proto::encode_reply(&ok(x), Some(&reply)))
+                .unwrap();
+            digest.authorized_id().map(str::to_string)
+        }
+        Err(_) => {
+            let refused = ReplyHeader {
+                xid: x,
+                zxid: 0,
+                err: ErrorKind::AuthFailed.code(),
+            };
+            stream
+                .write_all(&proto::encode_reply(
+                    &refused,
+                    Some(&Response::Sasl { token: vec![] }),
+                ))
+                .unwrap();
+            None
+        }
+    }
+}
+
+/// The SASL login is repeated on every reconnect, before any other request
+/// (a fresh nonce each time); a refused login ends the handle with AuthFailed.
+#[test]
+fn sasl_login_is_repeated_after_a_reconnect_and_a_refusal_is_final() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        assert_eq!(
+            serve_sasl_login(&mut stream, "nonce-1").as_deref(),
+            Some("bob")
+        );
+        drop(stream);
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        assert_eq!(
+            serve_sasl_login(&mut stream, "nonce-2").as_deref(),
+            Some("bob")
+        );
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(request, Request::Sync { path: "/".into() });
+        let ok = ReplyHeader {
+            xid: x,
+            zxid: 3,
+            err: 0,
+        };
+        stream
+            .write_all(&proto::encode_reply(
+                &ok,
+                Some(&Response::Sync { path: "/".into() }),
+            ))
+            .unwrap();
+        // The third connection changes its mind about the password.
+        drop(stream);
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        let mut digest = crate::sasl::DigestServer::new("nonce-3".into());
+        let (first, _) = next_request(&mut stream);
+        let challenge = Response::Sasl {
+            token: digest.challenge(),
+        };
+        let ok = |x| ReplyHeader {
+            xid: x,
+            zxid: 0,
+            err: 0,
+        };
+        stream
+            .write_all(&proto::encode_reply(&ok(first), Some(&challenge)))
+            .unwrap();
+        let (x, _) = next_request(&mut stream);
+        let refused = ReplyHeader {
+            xid: x,
+            zxid: 0,
+            err: ErrorKind::AuthFailed.code(),
+        };
+        stream
+            .write_all(&proto::encode_reply(
+                &refused,
+                Some(&Response::Sasl { token: vec![] }),
+            ))
+            .unwrap();
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .sasl_digest("bob", "bob-secret")
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    wait_state(&events, KeeperState::Disconnected);
+    wait_state(&events, KeeperState::SyncConnected);
+    session.sync("/").unwrap();
+    wait_state(&events, KeeperState::Disconnected);
+    wait_state(&events, KeeperState::AuthFailed);
+    assert_eq!(session.sync("/").unwrap_err().kind(), ErrorKind::AuthFailed);
+    server.join().unwrap();
+}
+
+/// A wrong password fails `connect` with AuthFailed, naming the user, not the password.
+#[test]
+fn a_refused_sasl_login_fails_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        assert_eq!(serve_sasl_login(&mut stream, "nonce"), None);
+    });
+    let err = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .sasl_digest("bob", "guess-what")
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AuthFailed);
+    let text = err.to_string();
+    assert!(
+        text.contains("bob") && !text.contains("guess-what"),
+        "{text}"
+    );
     server.join().unwrap();
 }

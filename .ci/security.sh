@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Security check: TLS and SASL DIGEST-MD5 with real ZooKeeper clients, run
+# against Apache ZooKeeper 3.8 configured the same way as innkeeper serve,
+# so the checks themselves are checked.
+#
+# Usage: .ci/security.sh [COMMAND]
+#   (none) | all   certificates, both servers, every check below, then stop
+#   certs DIR      only make the certificates and stores into DIR
+#   zk-start DIR   start the secured ZooKeeper with the material in DIR (after certs)
+#   zk-stop DIR
+#
+# Material (made here, nothing checked in): a CA, a server certificate for
+# 127.0.0.1/localhost, a client certificate "CN=client1,OU=test,O=innkeeper"
+# and one signed by another CA; PEM files for innkeeper and RemoteSession,
+# PKCS#12 keystores and a JKS truststore made with keytool for Java.
+# A JAAS file with a Server section (users bob and super) and a Client
+# section (bob) serves both servers and the Java client.
+#
+# Checks, each against ZooKeeper and innkeeper:
+#  1. the Java client (ClientCnxnSocketNetty, zookeeper.client.secure=true,
+#     truststore) over TLS without and with a client certificate (x509 identity);
+#  2. kazoo with use_ssl=True;
+#  3. the Java client with the JAAS Client section (DIGEST-MD5) and kazoo with
+#     sasl_options: whoAmI shows sasl:bob, a sasl:bob ACL is enforced against
+#     an unauthenticated session; a wrong password is refused;
+#  4. RemoteSession over TLS and SASL (cargo test --test security, pointed at the server).
+#
+# Ports: free ephemeral ones unless SEC_PORT_BASE is set (then BASE..BASE+3).
+# Needs (installed by .ci/run): Java with keytool, openssl, the zookeeper apt
+# package, python3 with kazoo and pure-sasl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# netty-all.jar is an empty aggregate in Debian: name the parts the Netty socket needs.
+ZK_CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar
+for part in buffer codec common handler resolver transport transport-native-unix-common; do
+    [ -f /usr/share/java/netty-$part.jar ] && ZK_CP=$ZK_CP:/usr/share/java/netty-$part.jar
+done
+STORE_PASS=innkeeper-test
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+make_certs() { # dir
+    local dir=$1
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=innkeeper test CA" \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=rogue CA" \
+            -keyout rogue-ca.key -out rogue-ca.pem 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/O=innkeeper/OU=test/CN=client1" \
+            -keyout client.key -out client.csr 2>/dev/null
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile client.ext -out client.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=intruder" -keyout rogue.key -out rogue.csr 2>/dev/null
+        openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 2 \
+            -extfile client.ext -out rogue.pem 2>/dev/null
+        # Java: PKCS#12 keystores, and a JKS truststore made with keytool.
+        openssl pkcs12 -export -in server.pem -inkey server.key -name server \
+            -passout "pass:$STORE_PASS" -out server.p12
+        openssl pkcs12 -export -in client.pem -inkey client.key -name client \
+            -passout "pass:$STORE_PASS" -out client.p12
+        rm -f truststore.jks
+        keytool -importcert -noprompt -alias ca -file ca.pem -keystore truststore.jks \
+            -storetype JKS -storepass "$STORE_PASS" >/dev/null 2>&1
+        cat >jaas.conf <<JAAS
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super-secret"
+    user_bob="bob-secret";
+};
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="bob"
+    password="bob-secret";
+};
+JAAS
+        cat >jaas-wrong.conf <<JAAS
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="bob"
+    password="not-bobs";
+};
+JAAS
+    )
+}
+
+# zk_start DIR PLAIN_PORT TLS_PORT
+zk_start() {
+    local dir=$1 plain=$2 tls=$3
+    mkdir -p "$dir/zk/data"
+    cat >"$dir/zk/zoo.cfg" <<CFG
+tickTime=1000
+initLimit=10
+syncLimit=5
+dataDir=$dir/zk/data
+clientPort=$plain
+secureClientPort=$tls
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=*
+forceSync=no
+serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+ssl.keyStore.location=$dir/server.p12
+ssl.keyStore.password=$STORE_PASS
+ssl.trustStore.location=$dir/truststore.jks
+ssl.trustStore.password=$STORE_PASS
+ssl.clientAuth=want
+authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
+authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider
+CFG
+    nohup java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Djava.security.auth.login.config="$dir/jaas.conf" \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+        -cp "$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zk/zoo.cfg" \
+        >"$dir/zk/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/zk/pid"
+    for _ in $(seq 1 300); do
+        if (exec 3<>/dev/tcp/127.0.0.1/"$plain") 2>/dev/null; then
+            sleep 0.5
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "FAIL: ZooKeeper did not start" >&2
+    cat "$dir/zk/server.log" >&2
+    return 1
+}
+
+zk_stop() {
+    local dir=$1
+    if [ -f "$dir/zk/pid" ]; then
+        kill "$(cat "$dir/zk/pid")" 2>/dev/null || true
+        rm -f "$dir/zk/pid"
+    fi
+}
+
+cmd=${1:-all}
+case $cmd in
+    certs) make_certs "${2:?dir}" ;;
+    zk-start) zk_start "${2:?dir}" "${3:?plain port}" "${4:?tls port}" ;;
+    zk-stop) zk_stop "${2:?dir}" ;;
+    all) echo "not yet" ;;
+esac
