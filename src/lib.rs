@@ -107,6 +107,7 @@ pub use store::{fuzz_decode, StoreFaults};
 pub use store::{
     Durability, SnapshotFile, StoreReport, CACHE_BYTES_DEFAULT, SNAPSHOT_EVERY_TXNS_DEFAULT,
 };
+pub use tls::{ClientAuth, ServerTls, TlsFiles};
 
 /// Default largest node data: 1 MiB, ZooKeeper's `jute.maxbuffer` (0xFFFFF).
 pub const DATA_BYTES_MAX_DEFAULT: usize = 0xFFFFF;
