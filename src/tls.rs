@@ -223,7 +223,6 @@ impl ServerTls {
     }
 
     /// A new server-side TLS connection with the configuration in force.
-    #[allow(dead_code)]
     pub(crate) fn accept(&self) -> Result<TlsServerStream> {
         let config = Arc::clone(&self.current.read());
         let conn = rustls::ServerConnection::new(config)
@@ -232,17 +231,14 @@ impl ServerTls {
     }
 }
 
-// The server's TLS port uses these once it is wired into the event loop.
-#[allow(dead_code)]
 /// The TLS layer of one server connection over a non-blocking socket: the
 /// event loop calls [`TlsServerStream::read`] when the socket is readable
-/// and [`TlsServerStream::write`] / [`TlsServerStream::flush`] to send, and
-/// keeps the socket registered for writing while [`TlsServerStream::wants_write`].
+/// and [`TlsServerStream::write`] / [`TlsServerStream::flush`] to send; what
+/// the socket did not take waits in the TLS layer for the next flush.
 pub(crate) struct TlsServerStream {
     conn: rustls::ServerConnection,
 }
 
-#[allow(dead_code)]
 impl TlsServerStream {
     /// Plaintext into `buf`, reading and decrypting from `socket` as needed.
     /// `Ok(0)` at the end of the stream; `WouldBlock` when no plaintext is
@@ -309,11 +305,6 @@ impl TlsServerStream {
         Ok(())
     }
 
-    /// Encrypted bytes wait to be sent.
-    pub(crate) fn wants_write(&self) -> bool {
-        self.conn.wants_write()
-    }
-
     /// Sends a close_notify (with [`TlsServerStream::flush`]).
     pub(crate) fn close(&mut self) {
         self.conn.send_close_notify();
@@ -332,7 +323,6 @@ impl TlsServerStream {
 /// A DER element inside another: tag, contents, and the whole encoding.
 type DerChild<'a> = (u8, &'a [u8], &'a [u8]);
 
-#[allow(dead_code)]
 /// One DER element: tag and contents (low tag numbers only, as X.509 uses).
 fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
@@ -355,7 +345,6 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
-#[allow(dead_code)]
 /// The elements of a constructed DER value's contents.
 fn der_children(mut contents: &[u8]) -> Option<Vec<DerChild<'_>>> {
     let mut out = Vec::new();
@@ -368,7 +357,6 @@ fn der_children(mut contents: &[u8]) -> Option<Vec<DerChild<'_>>> {
     Some(out)
 }
 
-#[allow(dead_code)]
 fn oid_text(bytes: &[u8]) -> Option<String> {
     let (&first, rest) = bytes.split_first()?;
     let mut arcs = vec![u64::from(first / 40).min(2), 0];
@@ -389,7 +377,6 @@ fn oid_text(bytes: &[u8]) -> Option<String> {
     )
 }
 
-#[allow(dead_code)]
 /// The keywords RFC 2253 (and Java's `X500Principal.RFC2253`) names; other
 /// attribute types are written as dotted OIDs.
 fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
@@ -407,7 +394,6 @@ fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
     })
 }
 
-#[allow(dead_code)]
 /// A string attribute value escaped as RFC 2253 section 2.4 says.
 fn rfc2253_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -424,7 +410,6 @@ fn rfc2253_escape(value: &str) -> String {
     out
 }
 
-#[allow(dead_code)]
 fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
@@ -433,7 +418,6 @@ fn hex_lower(bytes: &[u8]) -> String {
     })
 }
 
-#[allow(dead_code)]
 /// A certificate's subject as Java's `X500Principal.getName()` (RFC 2253)
 /// writes it, which is the id ZooKeeper's `X509AuthenticationProvider` gives
 /// the client: the relative names last to first, `CN=client1,OU=test,O=innkeeper`.

@@ -1,7 +1,10 @@
 //! TLS and SASL through [`RemoteSession`], against a secured server.
 //!
-//! The server is the one `.ci/security.sh` starts (Apache ZooKeeper 3.8, or
-//! `innkeeper serve`, configured the same way) and names with:
+//! By default the server is `innkeeper serve` started in this process with
+//! a TLS port (client auth want) and SASL users from a JAAS `Server`
+//! section, its certificates made here with rcgen. `.ci/security.sh` runs
+//! the same checks against Apache ZooKeeper 3.8 configured the same way,
+//! naming it with:
 //!
 //! * `INNKEEPER_SECURE_PLAIN`: `host:port` of the plain port (SASL users
 //!   `bob`/`bob-secret` and `super` from a JAAS `Server` section);
@@ -9,30 +12,76 @@
 //!   want), its certificate for 127.0.0.1 signed by `ca.pem`;
 //! * `INNKEEPER_SECURE_CERTS`: the directory of `ca.pem`, `client.pem`/`client.key`
 //!   (subject `CN=client1,OU=test,O=innkeeper`), `rogue-ca.pem` and `rogue.pem`/`rogue.key`.
-//!
-//! When they are unset every check passes without checking anything; the
-//! same checks run in `cargo test` against `innkeeper serve` in-process in
-//! `tests/server/`.
+
+mod abuse;
+mod certs;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use innkeeper::{Acl, Coordinator, CreateMode, ErrorKind, Id, Perms, RemoteBuilder};
 
-struct Target {
-    plain: String,
-    tls: String,
-    certs: PathBuf,
+pub struct Target {
+    pub plain: String,
+    pub tls: String,
+    pub certs: PathBuf,
 }
 
-fn target() -> Option<Target> {
-    let plain = std::env::var("INNKEEPER_SECURE_PLAIN").ok()?;
-    let tls = std::env::var("INNKEEPER_SECURE_TLS").ok()?;
-    let certs = std::env::var("INNKEEPER_SECURE_CERTS").ok()?.into();
-    Some(Target { plain, tls, certs })
+/// The JAAS file both servers read.
+pub const JAAS: &str = r#"
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super-secret"
+    user_bob="bob-secret";
+};
+"#;
+
+fn target() -> Option<&'static Target> {
+    static TARGET: OnceLock<Target> = OnceLock::new();
+    Some(TARGET.get_or_init(|| {
+        match (
+            std::env::var("INNKEEPER_SECURE_PLAIN"),
+            std::env::var("INNKEEPER_SECURE_TLS"),
+            std::env::var("INNKEEPER_SECURE_CERTS"),
+        ) {
+            (Ok(plain), Ok(tls), Ok(certs)) => Target {
+                plain,
+                tls,
+                certs: certs.into(),
+            },
+            _ => served(),
+        }
+    }))
 }
 
-fn builder(connect_string: &str) -> RemoteBuilder {
+/// `innkeeper serve` in this process, secured like the ZooKeeper of `.ci/security.sh`.
+fn served() -> Target {
+    use innkeeper::server::{SaslUsers, SecurePort, Server, ServerConfig};
+    static SERVER: OnceLock<(innkeeper::Keeper, Server, certs::Material)> = OnceLock::new();
+    let (_, server, material) = SERVER.get_or_init(|| {
+        let material = certs::Material::new();
+        let keeper = innkeeper::Keeper::in_memory().unwrap();
+        let config = ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            secure: Some(SecurePort {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                tls: std::sync::Arc::new(innkeeper::ServerTls::new(material.tls_files()).unwrap()),
+            }),
+            sasl_users: SaslUsers::from_jaas(JAAS).unwrap(),
+            ..ServerConfig::default()
+        };
+        let server = Server::start(keeper.clone(), config).unwrap();
+        (keeper, server, material)
+    });
+    Target {
+        plain: server.local_addr().to_string(),
+        tls: server.secure_addr().unwrap().to_string(),
+        certs: material.dir().to_path_buf(),
+    }
+}
+
+pub fn builder(connect_string: &str) -> RemoteBuilder {
     innkeeper::RemoteSession::builder(connect_string)
         .session_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
@@ -58,7 +107,7 @@ fn identities(session: &dyn Coordinator) -> Vec<(String, String)> {
 
 #[test]
 fn sasl_digest_login_gives_a_sasl_identity_and_its_acl_is_enforced() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     let bob = builder(&t.plain)
         .sasl_digest("bob", "bob-secret")
         .connect()
@@ -92,7 +141,7 @@ fn sasl_digest_login_gives_a_sasl_identity_and_its_acl_is_enforced() {
 
 #[test]
 fn a_wrong_sasl_password_is_refused() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     // An unknown user with a guessed password. (Not an unknown user with a
     // known user's password: ZooKeeper 3.8's shared callback handler keeps
     // the last known user's name, so it accepts that; innkeeper does not.)
@@ -108,7 +157,7 @@ fn a_wrong_sasl_password_is_refused() {
 
 #[test]
 fn tls_without_a_client_certificate() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     let session = builder(&t.tls)
         .tls(t.certs.join("ca.pem"))
         .connect()
@@ -124,7 +173,7 @@ fn tls_without_a_client_certificate() {
 
 #[test]
 fn tls_with_a_client_certificate_gives_an_x509_identity() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     let session = builder(&t.tls)
         .tls(t.certs.join("ca.pem"))
         .tls_client_cert(t.certs.join("client.pem"), t.certs.join("client.key"))
@@ -153,7 +202,7 @@ fn tls_with_a_client_certificate_gives_an_x509_identity() {
 
 #[test]
 fn tls_and_sasl_together() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     let session = builder(&t.tls)
         .tls(t.certs.join("ca.pem"))
         .sasl_digest("bob", "bob-secret")
@@ -164,7 +213,7 @@ fn tls_and_sasl_together() {
 
 #[test]
 fn an_untrusted_server_or_client_certificate_is_refused() {
-    let Some(t) = target() else { return };
+    let t = target().unwrap();
     // The client trusts another CA: the server's certificate fails.
     let err = builder(&t.tls)
         .connect_timeout(Duration::from_secs(3))
