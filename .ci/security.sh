@@ -143,10 +143,121 @@ zk_stop() {
     fi
 }
 
+# ik_start DIR PLAIN_PORT TLS_PORT: innkeeper serve secured as zk_start secures ZooKeeper.
+ik_start() {
+    local dir=$1 plain=$2 tls=$3
+    mkdir -p "$dir/ik"
+    "${CARGO_TARGET_DIR:-target}/release/innkeeper" serve --in-memory --port "$plain" \
+        --tick-ms 1000 --4lw '*' \
+        --secure-port "$tls" --tls-cert "$dir/server.pem" --tls-key "$dir/server.key" \
+        --tls-client-ca "$dir/ca.pem" --tls-client-auth want --jaas "$dir/jaas.conf" \
+        >"$dir/ik/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/ik/pid"
+    for _ in $(seq 1 300); do
+        if grep -q "serving TLS" "$dir/ik/server.log" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "FAIL: innkeeper serve did not start" >&2
+    cat "$dir/ik/server.log" >&2
+    return 1
+}
+
+ik_stop() {
+    local dir=$1
+    if [ -f "$dir/ik/pid" ]; then
+        kill "$(cat "$dir/ik/pid")" 2>/dev/null || true
+        rm -f "$dir/ik/pid"
+    fi
+}
+
+# client_checks DIR PLAIN_PORT TLS_PORT: the Java client and kazoo, one line per outcome.
+client_checks() {
+    local dir=$1 plain=$2 tls=$3
+    local cp=$ZK_CP:$dir/java
+    local quiet=-Dorg.slf4j.simpleLogger.defaultLogLevel=off
+    local secure="-Dzookeeper.client.secure=true -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty"
+    secure="$secure -Dzookeeper.ssl.trustStore.location=$dir/truststore.jks -Dzookeeper.ssl.trustStore.password=$STORE_PASS"
+    local keystore="-Dzookeeper.ssl.keyStore.location=$dir/client.p12 -Dzookeeper.ssl.keyStore.password=$STORE_PASS"
+    echo "# java tls, no client certificate"
+    # shellcheck disable=SC2086
+    java $quiet $secure -cp "$cp" SecureClient "127.0.0.1:$tls" tls 2>/dev/null || echo "exit $?"
+    echo "# java tls, client certificate"
+    # shellcheck disable=SC2086
+    java $quiet $secure $keystore -cp "$cp" SecureClient "127.0.0.1:$tls" tls 2>/dev/null || echo "exit $?"
+    echo "# java sasl (JAAS Client section)"
+    java $quiet -Djava.security.auth.login.config="$dir/jaas.conf" -cp "$cp" \
+        SecureClient "127.0.0.1:$plain" sasl 2>/dev/null || echo "exit $?"
+    echo "# java sasl, wrong password"
+    java $quiet -Djava.security.auth.login.config="$dir/jaas-wrong.conf" -cp "$cp" \
+        SecureClient "127.0.0.1:$plain" sasl-wrong 2>/dev/null || echo "exit $?"
+    for mode in tls tls-cert sasl sasl-wrong; do
+        local port=$tls
+        case $mode in sasl*) port=$plain ;; esac
+        echo "# kazoo $mode"
+        python3 tests/security/kazoo_secure.py "127.0.0.1:$port" "$mode" "$dir" 2>/dev/null || echo "exit $?"
+    done
+}
+
+run_all() {
+    local work
+    work=$(mktemp -d /tmp/innkeeper-security.XXXXXX)
+    # shellcheck disable=SC2064
+    trap "zk_stop '$work'; ik_stop '$work'; [ \"\${KEEP:-0}\" = 1 ] || rm -rf '$work'" EXIT
+    local base=${SEC_PORT_BASE:-}
+    local zk_plain zk_tls ik_plain ik_tls
+    if [ -n "$base" ]; then
+        zk_plain=$base zk_tls=$((base + 1)) ik_plain=$((base + 2)) ik_tls=$((base + 3))
+    else
+        zk_plain=$(free_port) zk_tls=$(free_port) ik_plain=$(free_port) ik_tls=$(free_port)
+    fi
+    make_certs "$work"
+    mkdir -p "$work/java"
+    javac -d "$work/java" -cp "$ZK_CP" tests/security/SecureClient.java
+    cargo build --release --bin innkeeper
+    zk_start "$work" "$zk_plain" "$zk_tls"
+    ik_start "$work" "$ik_plain" "$ik_tls"
+    local failures=0
+    client_checks "$work" "$zk_plain" "$zk_tls" >"$work/zk.out"
+    client_checks "$work" "$ik_plain" "$ik_tls" >"$work/ik.out"
+    echo "--- ZooKeeper 3.8"
+    cat "$work/zk.out"
+    if ! diff -u "$work/zk.out" "$work/ik.out"; then
+        echo "FAIL: innkeeper serve answers the secured clients differently from ZooKeeper" >&2
+        failures=$((failures + 1))
+    fi
+    for line in "identities []" "identities [x509:CN=client1,OU=test,O=innkeeper]" \
+        "identities [sasl:bob]" "anonymous NoAuth" "state AuthFailed" "x509 owner reads over tls" \
+        "refused"; do
+        if ! grep -qF "$line" "$work/zk.out"; then
+            echo "FAIL: missing from both transcripts' reference: $line" >&2
+            failures=$((failures + 1))
+        fi
+    done
+    for name in zk ik; do
+        local plain=$zk_plain tls=$zk_tls
+        [ $name = ik ] && plain=$ik_plain tls=$ik_tls
+        echo "--- RemoteSession against $name"
+        if ! INNKEEPER_SECURE_PLAIN="127.0.0.1:$plain" INNKEEPER_SECURE_TLS="127.0.0.1:$tls" \
+            INNKEEPER_SECURE_CERTS="$work" cargo test -q --test security -- --skip abuse; then
+            failures=$((failures + 1))
+        fi
+    done
+    if grep -qE "bob-secret|super-secret|not-bobs" "$work/ik/server.log"; then
+        echo "FAIL: innkeeper's log holds a password" >&2
+        failures=$((failures + 1))
+    fi
+    if [ "$failures" -ne 0 ]; then
+        echo "security: $failures failure(s)" >&2
+        return 1
+    fi
+    echo "security: all checks passed against ZooKeeper 3.8 and innkeeper serve"
+}
+
 cmd=${1:-all}
 case $cmd in
     certs) make_certs "${2:?dir}" ;;
     zk-start) zk_start "${2:?dir}" "${3:?plain port}" "${4:?tls port}" ;;
     zk-stop) zk_stop "${2:?dir}" ;;
-    all) echo "not yet" ;;
+    all) run_all ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
 esac

@@ -643,7 +643,17 @@ fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
         Err(c) => (*c, None),
     };
     let xid = tag.xid;
-    conn.push_reply(encode_reply(&ReplyHeader { xid, zxid, err }, body));
+    let mut frame = encode_reply(&ReplyHeader { xid, zxid, err }, body);
+    if tag.op == opcode::SASL && err != 0 {
+        // ZooKeeper answers a failed SASL step with a null token after the
+        // header, and the Java client reads that token whatever the error:
+        // without it the client sees a short frame and reconnects to retry
+        // forever, instead of reporting AuthFailed.
+        frame.extend_from_slice(&(-1i32).to_be_bytes());
+        let body_len = u32::try_from(frame.len() - 4).unwrap_or(u32::MAX);
+        frame[..4].copy_from_slice(&body_len.to_be_bytes());
+    }
+    conn.push_reply(frame);
     let elapsed = tag.started.elapsed();
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     if tag.op != opcode::PING {
