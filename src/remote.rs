@@ -678,7 +678,7 @@ impl RemoteSession {
                 let _ = c.shutdown(Shutdown::Both);
             }
             fail_pending(&mut shared, || {
-                Error::new(ErrorKind::SessionExpired).detail("the session was closed")
+                Error::new(ErrorKind::SessionExpired).detail("the session was closed (stopped)")
             });
             self.inner.changed.notify_all();
         }
@@ -987,6 +987,19 @@ impl Inner {
                         End::Lost(reason) => self.lost(&reason),
                         End::Closing => {
                             let mut shared = self.shared.lock();
+                            // The server ends the connection once it closed the
+                            // session, and its reply may not get out first
+                            // (ZooKeeper closes the socket right after queueing
+                            // it): the closeSession itself succeeded.
+                            for pending in std::mem::take(&mut shared.pending) {
+                                let answer = if pending.opcode == proto::opcode::CLOSE_SESSION {
+                                    Ok(Response::Empty)
+                                } else {
+                                    Err(Error::new(ErrorKind::SessionExpired)
+                                        .detail("the session was closed"))
+                                };
+                                let _ = pending.reply.send(answer);
+                            }
                             fail_pending(&mut shared, || {
                                 Error::new(ErrorKind::SessionExpired)
                                     .detail("the session was closed")

@@ -607,3 +607,25 @@ fn a_refused_sasl_login_fails_connect() {
     );
     server.join().unwrap();
 }
+
+/// A server that closes the connection on closeSession without getting its
+/// reply out (ZooKeeper does so now and then, as it closes the socket right
+/// after queueing the reply): `close()` still succeeds.
+#[test]
+fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        let (_, request) = next_request(&mut stream);
+        assert_eq!(request, Request::CloseSession);
+        drop(stream);
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    session.close().unwrap();
+    assert_eq!(session.state(), KeeperState::Closed);
+    server.join().unwrap();
+}
