@@ -23,7 +23,9 @@
 #  3. the Java client with the JAAS Client section (DIGEST-MD5) and kazoo with
 #     sasl_options: whoAmI shows sasl:bob, a sasl:bob ACL is enforced against
 #     an unauthenticated session; a wrong password is refused;
-#  4. RemoteSession over TLS and SASL (cargo test --test security, pointed at the server).
+#  4. RemoteSession over TLS and SASL (cargo test --test security, pointed at the server);
+#  5. innkeeper only: SIGHUP installs a new certificate, a broken file keeps the
+#     last good one; its log holds no password.
 #
 # Ports: free ephemeral ones unless SEC_PORT_BASE is set (then BASE..BASE+3).
 # Needs (installed by .ci/run): Java with keytool, openssl, the zookeeper apt
@@ -198,6 +200,52 @@ client_checks() {
     done
 }
 
+# tls_ok PORT CA: a TLS handshake with 127.0.0.1:PORT trusting CA succeeds.
+tls_ok() {
+    python3 - "$1" "$2" <<'PY'
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+try:
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5),
+                         server_hostname="127.0.0.1"):
+        pass
+except (ssl.SSLError, OSError):
+    sys.exit(1)
+PY
+}
+
+# sighup_check DIR TLS_PORT: a certificate from another CA replaces the
+# server's; after SIGHUP new connections get it, and a broken key file
+# leaves the last good one in force.
+sighup_check() {
+    local dir=$1 port=$2
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=next CA" \
+            -keyout next-ca.key -out next-ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout next.key -out next.csr 2>/dev/null
+        openssl x509 -req -in next.csr -CA next-ca.pem -CAkey next-ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out next.pem 2>/dev/null
+    )
+    tls_ok "$port" "$dir/ca.pem" || { echo "FAIL: TLS before the reload" >&2; return 1; }
+    cp "$dir/next.pem" "$dir/server.pem"
+    cp "$dir/next.key" "$dir/server.key"
+    kill -HUP "$(cat "$dir/ik/pid")"
+    for _ in $(seq 1 50); do grep -q "re-read" "$dir/ik/server.log" && break; sleep 0.1; done
+    if tls_ok "$port" "$dir/ca.pem" || ! tls_ok "$port" "$dir/next-ca.pem"; then
+        echo "FAIL: SIGHUP did not install the new certificate" >&2
+        return 1
+    fi
+    echo "not a key" >"$dir/server.key"
+    kill -HUP "$(cat "$dir/ik/pid")"
+    for _ in $(seq 1 50); do grep -q "not re-read" "$dir/ik/server.log" && break; sleep 0.1; done
+    if ! tls_ok "$port" "$dir/next-ca.pem"; then
+        echo "FAIL: a broken key file replaced the working certificate" >&2
+        return 1
+    fi
+    echo "SIGHUP: new certificate in force; a broken file kept the last good one"
+}
+
 run_all() {
     local work
     work=$(mktemp -d /tmp/innkeeper-security.XXXXXX)
@@ -242,6 +290,10 @@ run_all() {
             failures=$((failures + 1))
         fi
     done
+    echo "--- SIGHUP re-reads innkeeper's certificate"
+    if ! sighup_check "$work" "$ik_tls"; then
+        failures=$((failures + 1))
+    fi
     if grep -qE "bob-secret|super-secret|not-bobs" "$work/ik/server.log"; then
         echo "FAIL: innkeeper's log holds a password" >&2
         failures=$((failures + 1))
