@@ -77,6 +77,7 @@ mod prep;
 mod random;
 pub mod recipes;
 mod remote;
+pub mod sasl;
 mod session;
 mod state;
 mod store;
@@ -88,6 +89,7 @@ mod watch;
 pub mod proto;
 
 pub mod server;
+mod tls;
 
 pub use api::{
     wait_event, ClientInfo, Coordinator, CreateOptions, Keeper, KeeperBuilder, Op, OpResult,
@@ -105,6 +107,7 @@ pub use store::{fuzz_decode, SnapshotCrash, StoreFaults};
 pub use store::{
     Durability, SnapshotFile, StoreReport, CACHE_BYTES_DEFAULT, SNAPSHOT_EVERY_TXNS_DEFAULT,
 };
+pub use tls::{ClientAuth, ServerTls, TlsFiles};
 
 /// Default largest node data: 1 MiB, ZooKeeper's `jute.maxbuffer` (0xFFFFF).
 pub const DATA_BYTES_MAX_DEFAULT: usize = 0xFFFFF;

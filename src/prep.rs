@@ -541,6 +541,9 @@ pub fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>> {
             }
             "digest" if id.id.split(':').count() == 2 => push(entry.clone(), &mut out),
             "ip" if parse_cidr(&id.id).is_some() => push(entry.clone(), &mut out),
+            // The SASL and X.509 providers accept any non-empty name (a
+            // principal, a certificate subject), as ZooKeeper's do when configured.
+            "sasl" | "x509" if !id.id.is_empty() => push(entry.clone(), &mut out),
             _ => {
                 return Err(Error::new(ErrorKind::InvalidAcl)
                     .detail(format!("invalid id {}:{}", id.scheme, id.id)))
@@ -754,5 +757,36 @@ mod tests {
             fixup_acl(&bad, caller).unwrap_err().kind(),
             ErrorKind::InvalidAcl
         );
+        // sasl and x509 ids name a principal or a certificate subject.
+        let secured = vec![
+            Acl::new(Perms::READ, Id::new("sasl", "bob")),
+            Acl::new(Perms::ALL, Id::new("x509", "CN=client1,O=innkeeper")),
+        ];
+        assert_eq!(fixup_acl(&secured, caller).unwrap(), secured);
+        for scheme in ["sasl", "x509"] {
+            let empty = vec![Acl::new(Perms::ALL, Id::new(scheme, ""))];
+            assert_eq!(
+                fixup_acl(&empty, caller).unwrap_err().kind(),
+                ErrorKind::InvalidAcl
+            );
+        }
+        // An authenticated sasl identity is what `auth` expands to.
+        let bob = Id::new("sasl", "bob");
+        let with_sasl = [Id::new("ip", "127.0.0.1"), bob.clone()];
+        let caller = Caller {
+            session_id: 1,
+            identities: &with_sasl,
+        };
+        assert_eq!(
+            fixup_acl(&Acl::creator_all(), caller).unwrap(),
+            vec![Acl::new(Perms::ALL, bob.clone())]
+        );
+        assert!(check_acl(&secured, Perms::READ, &[bob]));
+        assert!(!check_acl(
+            &secured,
+            Perms::WRITE,
+            &[Id::new("sasl", "bob")]
+        ));
+        assert!(!check_acl(&secured, Perms::READ, &[Id::new("sasl", "eve")]));
     }
 }

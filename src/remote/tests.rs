@@ -2,6 +2,7 @@
 //! SetWatches batching, and the connection state machine driven by a tiny
 //! scripted fake server on a loopback port.
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use super::*;
@@ -380,5 +381,251 @@ fn a_request_without_a_reply_times_out_while_pings_keep_the_connection() {
     // The pings were answered: the connection is still up.
     assert_eq!(session.state(), KeeperState::SyncConnected);
     drop(session);
+    server.join().unwrap();
+}
+
+/// Connect honours a short connect timeout and says why it failed, for
+/// each cause a user must tell apart (issue 15): refused, unresolvable,
+/// and a server that accepts but never answers.
+#[test]
+fn connect_fails_within_its_timeout_and_names_the_cause() {
+    let closed_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    for (address, cause) in [
+        (format!("127.0.0.1:{closed_port}"), "connection refused"),
+        ("no-such-host.invalid:2181".to_string(), "cannot resolve"),
+        (silent_address, "timed out"),
+    ] {
+        let connect_timeout = Duration::from_millis(1500);
+        let started = Instant::now();
+        let err = RemoteSession::builder(&address)
+            .session_timeout(Duration::from_millis(900))
+            .connect_timeout(connect_timeout)
+            .connect()
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::ConnectionLoss, "{address}");
+        let detail = err.detail_message().unwrap_or("");
+        assert!(detail.contains(cause), "{address}: {detail}");
+        assert!(detail.contains("1.5s"), "{address}: {detail}");
+        // The old client waited at least 10 s whatever it was asked.
+        assert!(
+            elapsed < connect_timeout + CLOSE_JOIN_MAX + Duration::from_secs(1),
+            "{address}: {elapsed:?}"
+        );
+    }
+}
+
+/// `close()` returns promptly while the session is reconnecting to a server
+/// that accepted the connection and never answers the handshake (the old
+/// client waited for the handshake's 2/3-of-the-timeout read deadline: 20 s
+/// here).
+#[test]
+fn close_while_reconnecting_returns_promptly() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (hanging_tx, hanging_rx) = crossbeam_channel::bounded(1);
+    let server = std::thread::spawn(move || {
+        let (stream, _) = accept_session(&listener, Some(0), 30_000);
+        drop(stream);
+        let (mut silent, _) = listener.accept().unwrap();
+        let _ = read_body(&mut silent);
+        hanging_tx.send(()).unwrap();
+        // Hold the connection open without answering until the client hangs up.
+        let mut sink = [0u8; 64];
+        let _ = silent.set_read_timeout(Some(Duration::from_secs(30)));
+        while matches!(silent.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(30))
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    wait_state(&events, KeeperState::Disconnected);
+    hanging_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the client reconnects");
+    let started = Instant::now();
+    session.close().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(session.state(), KeeperState::Closed);
+    wait_state(&events, KeeperState::Closed);
+    server.join().unwrap();
+}
+
+/// Serves one SASL DIGEST-MD5 login on a fresh session connection, as
+/// ZooKeeper does (empty token → challenge → response → rspauth); returns
+/// the authenticated user, or `None` after answering AuthFailed.
+fn serve_sasl_login(stream: &mut TcpStream, nonce: &str) -> Option<String> {
+    let mut digest = crate::sasl::DigestServer::new(nonce.to_string());
+    let (x, request) = next_request(stream);
+    assert_eq!(request, Request::Sasl { token: vec![] }, "SASL comes first");
+    let ok = |x| ReplyHeader {
+        xid: x,
+        zxid: 0,
+        err: 0,
+    };
+    let challenge = Response::Sasl {
+        token: digest.challenge(),
+    };
+    stream
+        .write_all(&proto::encode_reply(&ok(x), Some(&challenge)))
+        .unwrap();
+    let (x, request) = next_request(stream);
+    let Request::Sasl { token } = request else {
+        panic!("expected the SASL response, got {request:?}")
+    };
+    match digest.check(&token, |user| (user == "bob").then(|| "bob-secret".into())) {
+        Ok(rspauth) => {
+            let reply = Response::Sasl { token: rspauth };
+            stream
+                .write_all(&proto::encode_reply(&ok(x), Some(&reply)))
+                .unwrap();
+            digest.authorized_id().map(str::to_string)
+        }
+        Err(_) => {
+            let refused = ReplyHeader {
+                xid: x,
+                zxid: 0,
+                err: ErrorKind::AuthFailed.code(),
+            };
+            stream
+                .write_all(&proto::encode_reply(
+                    &refused,
+                    Some(&Response::Sasl { token: vec![] }),
+                ))
+                .unwrap();
+            None
+        }
+    }
+}
+
+/// The SASL login is repeated on every reconnect, before any other request
+/// (a fresh nonce each time); a refused login ends the handle with AuthFailed.
+#[test]
+fn sasl_login_is_repeated_after_a_reconnect_and_a_refusal_is_final() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        assert_eq!(
+            serve_sasl_login(&mut stream, "nonce-1").as_deref(),
+            Some("bob")
+        );
+        drop(stream);
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        assert_eq!(
+            serve_sasl_login(&mut stream, "nonce-2").as_deref(),
+            Some("bob")
+        );
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(request, Request::Sync { path: "/".into() });
+        let ok = ReplyHeader {
+            xid: x,
+            zxid: 3,
+            err: 0,
+        };
+        stream
+            .write_all(&proto::encode_reply(
+                &ok,
+                Some(&Response::Sync { path: "/".into() }),
+            ))
+            .unwrap();
+        // The third connection changes its mind about the password.
+        drop(stream);
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        let mut digest = crate::sasl::DigestServer::new("nonce-3".into());
+        let (first, _) = next_request(&mut stream);
+        let challenge = Response::Sasl {
+            token: digest.challenge(),
+        };
+        let ok = |x| ReplyHeader {
+            xid: x,
+            zxid: 0,
+            err: 0,
+        };
+        stream
+            .write_all(&proto::encode_reply(&ok(first), Some(&challenge)))
+            .unwrap();
+        let (x, _) = next_request(&mut stream);
+        let refused = ReplyHeader {
+            xid: x,
+            zxid: 0,
+            err: ErrorKind::AuthFailed.code(),
+        };
+        stream
+            .write_all(&proto::encode_reply(
+                &refused,
+                Some(&Response::Sasl { token: vec![] }),
+            ))
+            .unwrap();
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .sasl_digest("bob", "bob-secret")
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    wait_state(&events, KeeperState::Disconnected);
+    wait_state(&events, KeeperState::SyncConnected);
+    session.sync("/").unwrap();
+    wait_state(&events, KeeperState::Disconnected);
+    wait_state(&events, KeeperState::AuthFailed);
+    assert_eq!(session.sync("/").unwrap_err().kind(), ErrorKind::AuthFailed);
+    server.join().unwrap();
+}
+
+/// A wrong password fails `connect` with AuthFailed, naming the user, not the password.
+#[test]
+fn a_refused_sasl_login_fails_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        assert_eq!(serve_sasl_login(&mut stream, "nonce"), None);
+    });
+    let err = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .sasl_digest("bob", "guess-what")
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AuthFailed);
+    let text = err.to_string();
+    assert!(
+        text.contains("bob") && !text.contains("guess-what"),
+        "{text}"
+    );
+    server.join().unwrap();
+}
+
+/// A server that closes the connection on closeSession without getting its
+/// reply out (ZooKeeper does so now and then, as it closes the socket right
+/// after queueing the reply): `close()` still succeeds.
+#[test]
+fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        let (_, request) = next_request(&mut stream);
+        assert_eq!(request, Request::CloseSession);
+        drop(stream);
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    session.close().unwrap();
+    assert_eq!(session.state(), KeeperState::Closed);
     server.join().unwrap();
 }

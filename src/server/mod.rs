@@ -133,6 +133,55 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Requests slower than this are logged at warn level (default: none).
     pub slow_request: Option<Duration>,
+    /// A TLS port beside the plain one (ZooKeeper's `secureClientPort`).
+    pub secure: Option<SecurePort>,
+    /// Serve only the TLS port (ZooKeeper: `secureClientPort` without `clientPort`);
+    /// `bind` is then not opened.
+    pub secure_only: bool,
+    /// SASL DIGEST-MD5 users and passwords (the JAAS `Server` section). Empty: the
+    /// SASL request answers Unimplemented, as a ZooKeeper with no SASL login configured fails it.
+    pub sasl_users: SaslUsers,
+    /// Sessions must log in with SASL before any other request (ZooKeeper's
+    /// `zookeeper.sessionRequireClientSASLAuth`); others are answered
+    /// `SessionClosedRequireSaslAuth` (−124) and closed.
+    pub sasl_required: bool,
+}
+
+/// The TLS port of a [`ServerConfig`].
+#[derive(Debug, Clone)]
+pub struct SecurePort {
+    /// Address to listen on (port 0 picks one).
+    pub bind: SocketAddr,
+    /// Certificates and client authentication; reload them with [`crate::ServerTls::reload`].
+    pub tls: Arc<crate::ServerTls>,
+}
+
+/// SASL DIGEST-MD5 users: name → password. Its `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct SaslUsers(pub Arc<HashMap<String, String>>);
+
+impl SaslUsers {
+    /// The users of a JAAS file's `Server` section (its `DigestLoginModule`'s
+    /// `user_NAME="password"` options). Fails with `BadArguments` for a
+    /// malformed file or one without such users.
+    pub fn from_jaas(text: &str) -> crate::Result<SaslUsers> {
+        let file = crate::sasl::JaasFile::parse(text)?;
+        let users: HashMap<String, String> = file.digest_users("Server").into_iter().collect();
+        if users.is_empty() {
+            return Err(crate::Error::new(crate::ErrorKind::BadArguments).detail(
+                "the JAAS file has no Server section with DigestLoginModule user_NAME=\"password\" options",
+            ));
+        }
+        Ok(SaslUsers(Arc::new(users)))
+    }
+}
+
+impl std::fmt::Debug for SaslUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("SaslUsers").field(&names).finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -149,6 +198,10 @@ impl Default for ServerConfig {
             verbose: false,
             data_dir: None,
             slow_request: None,
+            secure: None,
+            secure_only: false,
+            sasl_users: SaslUsers::default(),
+            sasl_required: false,
         }
     }
 }
@@ -205,6 +258,7 @@ pub(crate) struct Shared {
     pub keeper: Keeper,
     pub config: ServerConfig,
     pub local_addr: SocketAddr,
+    pub secure_addr: Option<SocketAddr>,
     pub started: Instant,
     pub stopping: AtomicBool,
     pub stats: Stats,
@@ -296,28 +350,50 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `config.bind` and starts serving `keeper`. The port is open
-    /// only once the server can answer on it.
+    /// Binds `config.bind` (and the TLS port, if any) and starts serving
+    /// `keeper`. The ports are open only once the server can answer on them.
     pub fn start(keeper: Keeper, config: ServerConfig) -> io::Result<Server> {
-        let listener = mio::net::TcpListener::bind(config.bind)?;
+        let (listener, listener_tls, secure) = if config.secure_only {
+            let Some(port) = &config.secure else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "secure_only without a secure port",
+                ));
+            };
+            let listener = mio::net::TcpListener::bind(port.bind)?;
+            (listener, Some(port.tls.clone()), None)
+        } else {
+            let listener = mio::net::TcpListener::bind(config.bind)?;
+            let secure = match &config.secure {
+                Some(port) => Some((mio::net::TcpListener::bind(port.bind)?, port.tls.clone())),
+                None => None,
+            };
+            (listener, None, secure)
+        };
         let local_addr = listener.local_addr()?;
+        let secure_addr = match (&listener_tls, &secure) {
+            (Some(_), _) => Some(local_addr),
+            (None, Some((l, _))) => Some(l.local_addr()?),
+            (None, None) => None,
+        };
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), net::WAKER)?;
         let shared = Arc::new(Shared {
             keeper,
             config,
             local_addr,
+            secure_addr,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             stats: Stats::default(),
-            // 0 and 1 are the listener's and the waker's tokens.
-            next_conn_id: AtomicU64::new(2),
+            // 0, 1 and 2 are the listener's, the waker's and the TLS listener's tokens.
+            next_conn_id: AtomicU64::new(3),
             wakeup: Arc::new(Wakeup::new(waker)),
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             by_session: Mutex::new(HashMap::new()),
         });
-        let event_loop = net::EventLoop::new(shared.clone(), poll, listener)?;
+        let event_loop = net::EventLoop::new(shared.clone(), poll, listener, listener_tls, secure)?;
         let handle = std::thread::Builder::new()
             .name("innkeeper-server".into())
             .spawn(move || event_loop.run())?;
@@ -327,7 +403,8 @@ impl Server {
         })
     }
 
-    /// The address the server listens on (with the real port when 0 was asked).
+    /// The address the server listens on (with the real port when 0 was
+    /// asked); with `secure_only`, the TLS port.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
     }
@@ -344,6 +421,11 @@ impl Server {
     /// batch sizes and flush latency. Stops when the endpoint is dropped.
     pub fn serve_metrics(&self, addr: SocketAddr) -> io::Result<HttpEndpoint> {
         admin::start(self.shared.clone(), addr, admin::Kind::Metrics)
+    }
+
+    /// The address of the TLS port, if there is one.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.shared.secure_addr
     }
 
     /// Number of open client connections.

@@ -31,9 +31,12 @@ use crate::proto::{
     decode_connect_request, encode_connect_response, four_letter_word, ConnectResponse,
     FrameSplitter,
 };
+use crate::tls::{ServerTls, TlsServerStream};
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
+/// The TLS port beside the plain one.
+pub(crate) const SECURE_LISTENER: Token = Token(2);
 
 /// Bytes read from a socket at a time (one buffer for the whole loop).
 const READ_CHUNK: usize = 64 << 10;
@@ -46,22 +49,39 @@ const WRITE_BUF_KEEP: usize = 16 << 10;
 /// How long a closing connection may still send before it is closed.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// A connection's byte stream. Plain TCP today; a TLS transport wraps the
-/// same stream here, and nothing above this type sees the difference.
+/// A connection's byte stream: plain TCP, or TLS over it. Nothing above
+/// this type sees the difference, except that TLS may hold encrypted bytes
+/// the socket did not take yet ([`Transport::flush_pending`]).
 pub(crate) enum Transport {
     Plain(TcpStream),
+    Tls(TcpStream, Box<TlsServerStream>),
 }
 
 impl Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s, tls) => tls.read(s, buf),
         }
     }
 
+    /// Takes bytes to send. TLS takes more only once its earlier output
+    /// left, so a client that does not read is held back as on plain TCP.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s, tls) => {
+                tls.flush(s)?;
+                tls.write(s, buf)
+            }
+        }
+    }
+
+    /// Sends what TLS still holds; `WouldBlock` while the socket is full.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(s, tls) => tls.flush(s),
         }
     }
 
@@ -70,12 +90,25 @@ impl Transport {
             Transport::Plain(s) => {
                 let _ = s.shutdown(Shutdown::Write);
             }
+            Transport::Tls(s, tls) => {
+                tls.close();
+                let _ = tls.flush(s);
+                let _ = s.shutdown(Shutdown::Write);
+            }
         }
     }
 
     fn source(&mut self) -> &mut TcpStream {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain(s) | Transport::Tls(s, _) => s,
+        }
+    }
+
+    /// The client certificate's subject, for the x509 identity.
+    fn peer_subject(&self) -> Option<String> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(_, tls) => tls.peer_subject(),
         }
     }
 }
@@ -120,6 +153,10 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     poll: Poll,
     listener: TcpListener,
+    /// The main listener speaks TLS (a secure-only server).
+    listener_tls: Option<Arc<ServerTls>>,
+    /// The TLS listener beside the plain one.
+    secure: Option<(TcpListener, Arc<ServerTls>)>,
     socks: HashMap<u64, Sock>,
     scratch: Vec<u8>,
     again: Vec<u64>,
@@ -131,13 +168,21 @@ impl EventLoop {
         shared: Arc<Shared>,
         poll: Poll,
         mut listener: TcpListener,
+        listener_tls: Option<Arc<ServerTls>>,
+        mut secure: Option<(TcpListener, Arc<ServerTls>)>,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some((secure_listener, _)) = &mut secure {
+            poll.registry()
+                .register(secure_listener, SECURE_LISTENER, Interest::READABLE)?;
+        }
         Ok(EventLoop {
             shared,
             poll,
             listener,
+            listener_tls,
+            secure,
             socks: HashMap::new(),
             scratch: vec![0; READ_CHUNK],
             again: Vec::new(),
@@ -168,7 +213,8 @@ impl EventLoop {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    SECURE_LISTENER => self.accept(true),
                     WAKER => {
                         for id in self.shared.wakeup.take() {
                             if let Some(sock) = self.socks.get(&id) {
@@ -202,9 +248,23 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, secure_port: bool) {
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let (listener, tls) = match (&self.secure, secure_port) {
+                (Some((listener, tls)), true) => (listener, Some(tls)),
+                (None, true) => return,
+                (_, false) => (&self.listener, self.listener_tls.as_ref()),
+            };
+            let tls = match tls.map(|t| t.accept()) {
+                None => None,
+                Some(Ok(stream)) => Some(stream),
+                Some(Err(e)) => {
+                    self.shared.log(format_args!("TLS: {e}"));
+                    return;
+                }
+            };
+            let accepted = listener.accept();
+            let (mut stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -252,7 +312,10 @@ impl EventLoop {
                 id,
                 Sock {
                     conn,
-                    transport: Transport::Plain(stream),
+                    transport: match tls {
+                        Some(tls) => Transport::Tls(stream, Box::new(tls)),
+                        None => Transport::Plain(stream),
+                    },
                     splitter: FrameSplitter::with_max_len(self.shared.config.frame_len_max),
                     grown: false,
                     phase: Phase::Handshake {
@@ -330,7 +393,8 @@ impl EventLoop {
             self.close(id, reason);
         }
         // A listener refused by EMFILE stays readable without a new edge.
-        self.accept();
+        self.accept(false);
+        self.accept(true);
     }
 }
 
@@ -509,7 +573,11 @@ fn handshake(shared: &Arc<Shared>, sock: &mut Sock, first: &[u8]) -> Result<(), 
         ));
         return Err("client is ahead of the server");
     }
-    let identities = vec![Id::new("ip", conn.peer.ip().to_string())];
+    let mut identities = vec![Id::new("ip", conn.peer.ip().to_string())];
+    // A client certificate the TLS port verified (X509AuthenticationProvider).
+    if let Some(subject) = sock.transport.peer_subject() {
+        identities.push(Id::new("x509", subject));
+    }
     let sink: Arc<dyn EventSink> = Arc::new(WeakSink(Arc::downgrade(conn)));
     let hooks = Arc::new(SessionHooks::new(identities, sink, false));
     let read_only = request.read_only.map(|_| false);
@@ -634,6 +702,12 @@ fn handshake(shared: &Arc<Shared>, sock: &mut Sock, first: &[u8]) -> Result<(), 
 
 /// Writes queued output until the socket would block.
 fn flush(shared: &Shared, sock: &mut Sock) -> io::Result<()> {
+    match sock.transport.flush_pending() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => return Err(e),
+    }
     loop {
         if sock.wpos == sock.wbuf.len() {
             sock.wbuf.clear();

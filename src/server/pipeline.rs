@@ -30,8 +30,13 @@ use crate::proto::{
     CreateRequest, DecodeErrorKind, MultiOp, MultiResult, ReadOp, ReadResult, ReplyHeader, Request,
     Response,
 };
+use crate::sasl::DigestServer;
 use crate::state::OpOutcome;
 use crate::watch::Table;
+
+/// ZooKeeper's `SessionClosedRequireSaslAuth`: a request before the SASL
+/// login a server with `sessionRequireClientSASLAuth` demands.
+const SESSION_CLOSED_REQUIRE_SASL_AUTH: i32 = -124;
 
 /// Requests a connection may have taken and not yet answered; past it the
 /// loop stops reading that connection (ZooKeeper's default
@@ -144,6 +149,8 @@ pub(crate) struct Pipeline {
     waiting: VecDeque<Item>,
     waiting_bytes: usize,
     stopped: bool,
+    /// A SASL DIGEST-MD5 exchange that sent its challenge.
+    sasl: parking_lot::Mutex<Option<DigestServer>>,
 }
 
 impl Pipeline {
@@ -161,6 +168,7 @@ impl Pipeline {
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             stopped: false,
+            sasl: parking_lot::Mutex::new(None),
         }
     }
 
@@ -315,6 +323,20 @@ impl Pipeline {
                 self.stop();
                 return;
             }
+            // sessionRequireClientSASLAuth: only auth and SASL before a SASL login.
+            _ if self.shared.config.sasl_required
+                && tag.op != opcode::AUTH
+                && tag.op != opcode::SASL
+                && !self.identities().iter().any(|id| id.scheme == "sasl") =>
+            {
+                self.shared.log(format_args!(
+                    "connection {}: a request before the SASL login the server requires",
+                    self.conn.id
+                ));
+                self.reply(tag, 0, &Err(SESSION_CLOSED_REQUIRE_SASL_AUTH));
+                self.stop();
+                return;
+            }
             Kind::Write(write, shape) => {
                 self.submit(tag, write, shape);
                 return;
@@ -326,7 +348,7 @@ impl Pipeline {
         }
         let (answer, stop) = self.run_other(tag, request);
         let zxid = match tag.op {
-            opcode::AUTH => 0,
+            opcode::AUTH | opcode::SASL => 0,
             _ => self.engine().last_zxid(),
         };
         if let Some(answer) = answer {
@@ -496,8 +518,7 @@ impl Pipeline {
                 )
                 .map(|()| Response::Empty)
                 .map_err(|e| code(&e)),
-            // No SASL provider is configured: say so without dropping the client.
-            Request::Sasl { .. } => Err(ErrorKind::Unimplemented.code()),
+            Request::Sasl { token } => return self.sasl(&token),
             Request::AddWatch { path, mode } => match mode {
                 0 | 1 => {
                     // The reply is queued while the engine still holds the
@@ -539,6 +560,57 @@ impl Pipeline {
             .map_err(|e| code(&e))
     }
 
+    /// One SASL DIGEST-MD5 token, as ZooKeeper's server takes it: the
+    /// client's empty first token gets the challenge, its response gets
+    /// `rspauth` and the session the identity `sasl:USER`. A failed login
+    /// is answered AuthFailed and the connection closed (the session lives
+    /// on until it expires). No user configured: Unimplemented, connection kept.
+    fn sasl(&self, token: &[u8]) -> (Option<Answer>, bool) {
+        let users = &self.shared.config.sasl_users.0;
+        if users.is_empty() {
+            return (Some(Err(ErrorKind::Unimplemented.code())), false);
+        }
+        let mut step = self.sasl.lock();
+        let outcome = match step.take() {
+            None if token.is_empty() => match crate::sasl::random_nonce() {
+                Ok(nonce) => {
+                    let mut server = DigestServer::new(nonce);
+                    let challenge = server.challenge();
+                    *step = Some(server);
+                    return (Some(Ok(Response::Sasl { token: challenge })), false);
+                }
+                Err(e) => Err(e),
+            },
+            None => Err(Error::new(ErrorKind::AuthFailed)
+                .detail("a DIGEST-MD5 response without a challenge (a replay?)")),
+            Some(mut server) => server
+                .check(token, |user| users.get(user).cloned())
+                .map(|rspauth| (rspauth, server.authorized_id().map(str::to_string))),
+        };
+        match outcome {
+            Ok((rspauth, Some(user))) => {
+                let identity = Id::new("sasl", user);
+                let mut ids = self.hooks.identities.write();
+                if !ids.contains(&identity) {
+                    ids.push(identity);
+                }
+                (Some(Ok(Response::Sasl { token: rspauth })), false)
+            }
+            Ok((_, None)) | Err(_) => {
+                // The detail names the user at most, never a password.
+                let why = outcome
+                    .err()
+                    .and_then(|e| e.detail_message().map(str::to_string))
+                    .unwrap_or_default();
+                self.shared.log(format_args!(
+                    "connection {}: SASL DIGEST-MD5 login failed: {why}",
+                    self.conn.id
+                ));
+                (Some(Err(ErrorKind::AuthFailed.code())), true)
+            }
+        }
+    }
+
     fn auth(&self, scheme: &str, auth: &[u8]) -> std::result::Result<(), i32> {
         let identity = match scheme {
             "digest" => digest_identity(&String::from_utf8_lossy(auth)),
@@ -571,7 +643,17 @@ fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
         Err(c) => (*c, None),
     };
     let xid = tag.xid;
-    conn.push_reply(encode_reply(&ReplyHeader { xid, zxid, err }, body));
+    let mut frame = encode_reply(&ReplyHeader { xid, zxid, err }, body);
+    if tag.op == opcode::SASL && err != 0 {
+        // ZooKeeper answers a failed SASL step with a null token after the
+        // header, and the Java client reads that token whatever the error:
+        // without it the client sees a short frame and reconnects to retry
+        // forever, instead of reporting AuthFailed.
+        frame.extend_from_slice(&(-1i32).to_be_bytes());
+        let body_len = u32::try_from(frame.len() - 4).unwrap_or(u32::MAX);
+        frame[..4].copy_from_slice(&body_len.to_be_bytes());
+    }
+    conn.push_reply(frame);
     let elapsed = tag.started.elapsed();
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     if tag.op != opcode::PING {

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use innkeeper::server::{FourLetterWords, Server, ServerConfig, FOUR_LETTER_WORDS};
-use innkeeper::Keeper;
+use innkeeper::server::{
+    FourLetterWords, SaslUsers, SecurePort, Server, ServerConfig, FOUR_LETTER_WORDS,
+};
+use innkeeper::{ClientAuth, Keeper, ServerTls, TlsFiles};
 use tracing::{error, info, warn};
 
 use crate::config::{self, ZooCfg};
@@ -124,6 +126,89 @@ pub struct ServeArgs {
     /// Shorthand for --log-level debug: one line per connection opened and closed.
     #[arg(long, short)]
     verbose: bool,
+
+    /// Also serve TLS on this port (ZooKeeper's secureClientPort), on the bind
+    /// address. Needs --tls-cert and --tls-key; they are read again on SIGHUP.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    secure_port: Option<u16>,
+
+    /// The TLS port's certificate chain (PEM).
+    #[arg(long, requires = "secure_port")]
+    tls_cert: Option<PathBuf>,
+
+    /// The TLS port's private key (PEM).
+    #[arg(long, requires = "secure_port")]
+    tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must chain to; a
+    /// verified client is `x509:SUBJECT` in ACLs.
+    #[arg(long, requires = "secure_port")]
+    tls_client_ca: Option<PathBuf>,
+
+    /// Ask clients for a certificate (ZooKeeper's ssl.clientAuth) [default:
+    /// need with --tls-client-ca, none without].
+    #[arg(long, value_enum, requires = "tls_client_ca")]
+    tls_client_auth: Option<TlsClientAuth>,
+
+    /// Serve only the TLS port: the plain port is not opened.
+    #[arg(long, requires = "secure_port")]
+    secure_only: bool,
+
+    /// A JAAS file whose Server section lists the SASL DIGEST-MD5 users
+    /// (org.apache.zookeeper.server.auth.DigestLoginModule user_NAME="password").
+    #[arg(long)]
+    jaas: Option<PathBuf>,
+
+    /// Sessions must log in with SASL before anything else (ZooKeeper's
+    /// zookeeper.sessionRequireClientSASLAuth).
+    #[arg(long, requires = "jaas")]
+    sasl_required: bool,
+}
+
+/// ZooKeeper's ssl.clientAuth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TlsClientAuth {
+    None,
+    Want,
+    Need,
+}
+
+/// The TLS port and SASL users the flags ask for.
+struct Security {
+    secure: Option<SecurePort>,
+    sasl_users: SaslUsers,
+}
+
+fn security(args: &ServeArgs, bind: IpAddr) -> Result<Security, String> {
+    let secure = match (args.secure_port, &args.tls_cert, &args.tls_key) {
+        (Some(port), Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+                client_auth: args.tls_client_auth.map(|a| match a {
+                    TlsClientAuth::None => ClientAuth::None,
+                    TlsClientAuth::Want => ClientAuth::Want,
+                    TlsClientAuth::Need => ClientAuth::Need,
+                }),
+            };
+            let tls = ServerTls::new(files).map_err(|e| format!("TLS: {e}"))?;
+            Some(SecurePort {
+                bind: SocketAddr::new(bind, port),
+                tls: Arc::new(tls),
+            })
+        }
+        _ => None,
+    };
+    let sasl_users = match &args.jaas {
+        None => SaslUsers::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the JAAS file {}: {e}", path.display()))?;
+            SaslUsers::from_jaas(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+    };
+    Ok(Security { secure, sasl_users })
 }
 
 /// How log lines look.
@@ -309,8 +394,25 @@ pub fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let security = match security(&args, settings.bind.ip()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = security.secure.as_ref().map(|s| s.tls.clone());
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        error!("cannot handle SIGHUP: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = ServerConfig {
         bind: settings.bind,
+        secure: security.secure,
+        secure_only: args.secure_only,
+        sasl_users: security.sasl_users,
+        sasl_required: args.sasl_required,
         frame_len_max: settings.max_frame_bytes,
         connections_per_ip_max: settings.max_client_connections,
         four_letter_words: settings.four_letter_words.clone(),
@@ -357,8 +459,19 @@ pub fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> ExitCode {
         describe_dir(&settings.data_dir, args.in_memory),
         started.elapsed().as_micros()
     );
+    if let Some(addr) = server.secure_addr() {
+        info!("serving TLS on {addr}");
+    }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
+        if reload.swap(false, Ordering::SeqCst) {
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => info!("TLS certificate and key re-read"),
+                    Err(e) => warn!("TLS files not re-read, the old ones stay: {e}"),
+                }
+            }
+        }
     }
     info!("shutting down");
     drop(admin);
