@@ -19,6 +19,7 @@ use crate::path;
 use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
 use crate::store::pending::{self, PendingLog};
+use crate::store::guard::{self, FileIds, HIGH_WATER_FILE};
 use crate::store::sled::Log;
 use crate::store::snapshot::{
     self, sync_dir, write_atomically, write_atomically_with, SnapshotError, Step, TMP_SUFFIX,
@@ -76,6 +77,18 @@ impl Layout {
         }
     }
 
+    /// What must not be removed or replaced while the store is open.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        vec![
+            self.dir.clone(),
+            self.marker.clone(),
+            self.lock.clone(),
+            self.log.clone(),
+            self.log.join("db"),
+            self.snapshots.clone(),
+        ]
+    }
+
     fn snapshot_path(&self, zxid: i64) -> PathBuf {
         self.snapshots
             .join(format!("{SNAPSHOT_PREFIX}{:016x}", zxid.max(0)))
@@ -109,6 +122,7 @@ fn inspect(dir: &Path) -> Result<DirState> {
         Err(e) => return Err(io_error(e, "listing", dir)),
     };
     let marker_tmp = format!("{MARKER_FILE}{TMP_SUFFIX}");
+    let high_water_tmp = format!("{HIGH_WATER_FILE}{TMP_SUFFIX}");
     let mut foreign = None;
     for entry in entries {
         let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
@@ -123,6 +137,8 @@ fn inspect(dir: &Path) -> Result<DirState> {
             marker_tmp.as_str(),
             pending::PENDING_FILE,
             pending::PENDING_OLD_FILE,
+            HIGH_WATER_FILE,
+            high_water_tmp.as_str(),
         ]
         .contains(&name.as_str());
         if !ours && foreign.is_none() {
@@ -296,6 +312,9 @@ struct Shared {
     /// Held (with an exclusive `flock`) while the store is open; `close`
     /// drops it to release the directory.
     lock_file: Mutex<Option<File>>,
+    /// The store's files as opened: checked before every write, so none
+    /// goes into a file removed or replaced under us.
+    files: FileIds,
 }
 
 /// A snapshot handed to the snapshot thread: a copy-on-write view of the
@@ -399,7 +418,25 @@ impl DiskStore {
             }
         };
         remove_tmp_files(&layout.snapshots)?;
+        // Taken before recovery sets damaged snapshots aside: a snapshot
+        // file with a final name was complete, so its zxid was durable.
+        let newest_snapshot = list_snapshots(&layout.snapshots)?
+            .first()
+            .map_or(0, |(zxid, _)| *zxid);
         let (mut recovered, replayed, base_zxid) = recover(&layout, &log, options.tick_ms, now_ms)?;
+        let reached = recovered.state.last_zxid;
+        guard::check_not_older(
+            dir,
+            reached,
+            newest_snapshot,
+            "the newest snapshot holds zxid",
+        )?;
+        let high_water = guard::read_high_water(dir).unwrap_or(0);
+        guard::check_not_older(dir, reached, high_water, "the store recorded zxid")?;
+        if reached > high_water {
+            guard::write_high_water(dir, reached)?;
+        }
+        let files = FileIds::capture(&layout.watched_files());
         recovered.state.sessions.refresh_all(now_ms);
         let last_snapshot_bytes = list_snapshots(&layout.snapshots)?
             .first()
@@ -429,6 +466,7 @@ impl DiskStore {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             lock_file: Mutex::new(Some(lock_file)),
+            files,
         });
         let store = DiskStore {
             shared: shared.clone(),
@@ -534,6 +572,8 @@ impl DiskStore {
     /// taking the last zxid persisted for the last applied one.
     fn recover_log(&self, memory: Option<&State>) -> Result<()> {
         let shared = &self.shared;
+        // Reopening a removed log would create an empty one.
+        shared.files.check()?;
         let mut slot = shared.log.write();
         // Drop the failed handle first: it holds sled's file lock.
         drop(slot.take());
@@ -783,6 +823,10 @@ impl Store for DiskStore {
             if status.closed {
                 return Err(Error::new(ErrorKind::Closed));
             }
+            if let Err(e) = self.shared.files.check() {
+                drop(status);
+                return Err(self.fail(e, txns));
+            }
             if status.broken.is_some() {
                 drop(status);
                 self.recover_log(Some(state_before))
@@ -831,6 +875,7 @@ impl Store for DiskStore {
             }
             status.broken.is_some()
         };
+        self.shared.files.check()?;
         if broken {
             return self.recover_log(Some(memory));
         }
@@ -852,6 +897,10 @@ impl Store for DiskStore {
         }
         self.stop_threads();
         let flushed = self.flush(memory);
+        if flushed.is_ok() && self.shared.files.check().is_ok() {
+            let durable = self.shared.status.lock().applied_zxid;
+            let _ = guard::write_high_water(&self.shared.layout.dir, durable);
+        }
         self.shared.status.lock().closed = true;
         drop(self.shared.log.write().take());
         drop(self.shared.lock_file.lock().take());
@@ -874,7 +923,12 @@ impl Drop for DiskStore {
             let _ = self.recover_log(None);
         }
         if let Some(log) = self.shared.log.write().take() {
-            let _ = log.make_durable();
+            let durable =
+                log.make_durable().is_ok() && !broken && self.shared.files.check().is_ok();
+            if durable {
+                let zxid = self.shared.status.lock().applied_zxid;
+                let _ = guard::write_high_water(&self.shared.layout.dir, zxid);
+            }
         }
     }
 }

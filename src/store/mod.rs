@@ -20,6 +20,7 @@ use crate::txn::Txn;
 pub(crate) mod codec;
 pub(crate) mod disk;
 pub(crate) mod pending;
+pub(crate) mod guard;
 pub(crate) mod sled;
 pub(crate) mod snapshot;
 
