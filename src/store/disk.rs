@@ -18,8 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::path;
 use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
-use crate::store::pending::{self, PendingLog};
 use crate::store::guard::{self, FileIds, HIGH_WATER_FILE};
+use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
 use crate::store::snapshot::{
     self, sync_dir, write_atomically, write_atomically_with, SnapshotError, Step, TMP_SUFFIX,
@@ -328,6 +328,8 @@ const LOCK_RETRY_WAIT: Duration = Duration::from_millis(20);
 /// The store on a directory: a sled txn log plus snapshot files.
 pub(crate) struct DiskStore {
     shared: Arc<Shared>,
+    /// Batches acknowledged but not written (`unsafe_hold_back_batches`).
+    held: Mutex<Vec<(i64, Vec<u8>)>>,
     snapshot_tx: Mutex<Option<Sender<SnapshotJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -470,6 +472,7 @@ impl DiskStore {
         });
         let store = DiskStore {
             shared: shared.clone(),
+            held: Mutex::new(Vec::new()),
             snapshot_tx: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
         };
@@ -841,7 +844,19 @@ impl Store for DiskStore {
             .map(|txn| (txn.zxid, codec::encode(&Record::Txn(Cow::Borrowed(txn)))))
             .collect();
         let started = std::time::Instant::now();
-        let written = self.write_batch(&entries, batch_no);
+        let hold_back = u64::from(self.shared.options.faults.unsafe_hold_back_batches);
+        let written = if hold_back > 0 {
+            let mut held = self.held.lock();
+            held.extend(entries.iter().cloned());
+            if batch_no % hold_back == 0 {
+                let all = std::mem::take(&mut *held);
+                self.write_batch(&all, batch_no)
+            } else {
+                Ok(())
+            }
+        } else {
+            self.write_batch(&entries, batch_no)
+        };
         crate::metrics::STORE.record_batch(txns.len(), started.elapsed());
         if let Err(e) = written {
             let e = self.fail(e, txns);
@@ -896,6 +911,10 @@ impl Store for DiskStore {
             return Ok(());
         }
         self.stop_threads();
+        let held = std::mem::take(&mut *self.held.lock());
+        if !held.is_empty() {
+            self.write_batch(&held, 0)?;
+        }
         let flushed = self.flush(memory);
         if flushed.is_ok() && self.shared.files.check().is_ok() {
             let durable = self.shared.status.lock().applied_zxid;
