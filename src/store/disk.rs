@@ -273,6 +273,10 @@ pub(crate) struct Recovered {
     pub state: State,
     /// The largest session id ever handed out (closed ones included).
     pub session_id_high: i64,
+    /// CRC of the record of the last txn replayed (0: none replayed).
+    last_txn_crc: u32,
+    /// CRC of the record replayed at the high-water zxid, if replayed.
+    crc_at_mark: Option<u32>,
 }
 
 /// Mutable bookkeeping of the store.
@@ -296,6 +300,8 @@ struct Status {
     dirty: bool,
     /// zxid of the last txn persisted (the engine applied it).
     applied_zxid: i64,
+    /// CRC of that txn's record (0: unknown), recorded in the high-water mark.
+    applied_txn_crc: u32,
 }
 
 /// What the background threads share with the store.
@@ -425,7 +431,9 @@ impl DiskStore {
         let newest_snapshot = list_snapshots(&layout.snapshots)?
             .first()
             .map_or(0, |(zxid, _)| *zxid);
-        let (mut recovered, replayed, base_zxid) = recover(&layout, &log, options.tick_ms, now_ms)?;
+        let mark = guard::read_high_water(dir);
+        let (mut recovered, replayed, base_zxid) =
+            recover(&layout, &log, options.tick_ms, now_ms, mark.map(|m| m.0))?;
         let reached = recovered.state.last_zxid;
         guard::check_not_older(
             dir,
@@ -433,10 +441,13 @@ impl DiskStore {
             newest_snapshot,
             "the newest snapshot holds zxid",
         )?;
-        let high_water = guard::read_high_water(dir).unwrap_or(0);
+        let (high_water, mark_crc) = mark.unwrap_or((0, 0));
         guard::check_not_older(dir, reached, high_water, "the store recorded zxid")?;
+        // The same zxid with other content: a failed batch's zxid was
+        // reused, and the log went back to before the reuse.
+        guard::check_same_txn(dir, high_water, mark_crc, recovered.crc_at_mark)?;
         if reached > high_water {
-            guard::write_high_water(dir, reached)?;
+            guard::write_high_water(dir, reached, recovered.last_txn_crc)?;
         }
         let files = FileIds::capture(&layout.watched_files());
         recovered.state.sessions.refresh_all(now_ms);
@@ -451,6 +462,11 @@ impl DiskStore {
             last_snapshot_zxid: base_zxid,
             session_id_high: recovered.session_id_high,
             applied_zxid: recovered.state.last_zxid,
+            applied_txn_crc: if recovered.crc_at_mark.is_none() && reached == high_water {
+                mark_crc
+            } else {
+                recovered.last_txn_crc
+            },
             ..Status::default()
         };
         let pending = match options.durability {
@@ -684,8 +700,15 @@ fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Resul
 
 /// Loads the newest usable snapshot and replays the log after it.
 /// Returns the state, how many txns were replayed, and the base zxid.
-fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Recovered, u64, i64)> {
-    recover_with(layout, log, tick_ms, now_ms, true)
+/// `mark_zxid` is the high-water zxid, whose record's CRC is noted.
+fn recover(
+    layout: &Layout,
+    log: &Log,
+    tick_ms: i64,
+    now_ms: i64,
+    mark_zxid: Option<i64>,
+) -> Result<(Recovered, u64, i64)> {
+    recover_with(layout, log, tick_ms, now_ms, true, mark_zxid)
 }
 
 /// [`recover`], optionally leaving damaged snapshots where they are (a
@@ -696,6 +719,7 @@ fn recover_with(
     tick_ms: i64,
     now_ms: i64,
     set_aside_damaged: bool,
+    mark_zxid: Option<i64>,
 ) -> Result<(Recovered, u64, i64)> {
     let snapshots = list_snapshots(&layout.snapshots)?;
     let bounds = log.bounds()?;
@@ -763,7 +787,13 @@ fn recover_with(
     let mut high = session_id_high;
     let mut expected = base_zxid.saturating_add(1);
     let mut replayed = 0u64;
+    let mut last_txn_crc = 0u32;
+    let mut crc_at_mark = None;
     log.for_each_above(base_zxid, |zxid, bytes| {
+        last_txn_crc = crc32fast::hash(bytes);
+        if Some(zxid) == mark_zxid {
+            crc_at_mark = Some(last_txn_crc);
+        }
         if zxid != expected {
             return Err(corrupted(format!(
                 "the log jumps from zxid {:#x} to {zxid:#x}",
@@ -803,7 +833,16 @@ fn recover_with(
         high = high.max(*max_id);
     }
     // Recovery succeeded without them: set damaged snapshots aside so the
-    // retention of the two newest counts only good ones.
+    // retention of the two newest counts only good ones. Say so loudly: the
+    // state is complete (the log covered it), but the disk lost a file.
+    if !damaged.is_empty() && set_aside_damaged {
+        eprintln!(
+            "innkeeper: WARNING: {}: recovered from an older snapshot plus the log; \
+             damaged snapshot(s) set aside as *{DAMAGED_SUFFIX}: {}",
+            layout.dir.display(),
+            problems.join("; ")
+        );
+    }
     for path in damaged.into_iter().filter(|_| set_aside_damaged) {
         let mut aside = path.clone().into_os_string();
         aside.push(DAMAGED_SUFFIX);
@@ -813,6 +852,8 @@ fn recover_with(
         Recovered {
             state,
             session_id_high: high,
+            last_txn_crc,
+            crc_at_mark,
         },
         replayed,
         base_zxid,
@@ -873,6 +914,9 @@ impl Store for DiskStore {
                 }
             }
             status.applied_zxid = txns.last().map_or(status.applied_zxid, |t| t.zxid);
+            if let Some((_, bytes)) = entries.last() {
+                status.applied_txn_crc = crc32fast::hash(bytes);
+            }
             status.txns_since_snapshot += txns.len() as u64;
             status.log_bytes_since_snapshot +=
                 entries.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
@@ -917,8 +961,11 @@ impl Store for DiskStore {
         }
         let flushed = self.flush(memory);
         if flushed.is_ok() && self.shared.files.check().is_ok() {
-            let durable = self.shared.status.lock().applied_zxid;
-            let _ = guard::write_high_water(&self.shared.layout.dir, durable);
+            let (zxid, crc) = {
+                let status = self.shared.status.lock();
+                (status.applied_zxid, status.applied_txn_crc)
+            };
+            let _ = guard::write_high_water(&self.shared.layout.dir, zxid, crc);
         }
         self.shared.status.lock().closed = true;
         drop(self.shared.log.write().take());
@@ -945,8 +992,11 @@ impl Drop for DiskStore {
             let durable =
                 log.make_durable().is_ok() && !broken && self.shared.files.check().is_ok();
             if durable {
-                let zxid = self.shared.status.lock().applied_zxid;
-                let _ = guard::write_high_water(&self.shared.layout.dir, zxid);
+                let (zxid, crc) = {
+                    let status = self.shared.status.lock();
+                    (status.applied_zxid, status.applied_txn_crc)
+                };
+                let _ = guard::write_high_water(&self.shared.layout.dir, zxid, crc);
             }
         }
     }
@@ -1153,7 +1203,7 @@ pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recove
         }
         Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
     }
-    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false)?;
+    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false, None)?;
     recovered.state.check_invariants().map_err(|problem| {
         corrupted(format!(
             "{}: the recovered state is inconsistent: {problem}",

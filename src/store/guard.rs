@@ -6,10 +6,12 @@
 //!   they are still the same files, so a write never goes into an unlinked
 //!   file (where it would be acknowledged and lost).
 //! - The high-water file `durable-zxid` records a zxid known to be durable
-//!   (written when the store opens and when it closes). Recovery that ends
-//!   below it, or below the newest snapshot's zxid, lost acknowledged
-//!   writes: `open` refuses with `Corrupted` instead of serving an older
-//!   state as if nothing happened.
+//!   and the CRC of its txn record (written when the store opens and when
+//!   it closes). Recovery that ends below it, or below the newest
+//!   snapshot's zxid, lost acknowledged writes; recovery that replays
+//!   another record at that zxid went back to before a failed batch's
+//!   zxid was reused. Either way `open` refuses with `Corrupted` instead of
+//!   serving an older state as if nothing happened.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -75,27 +77,36 @@ impl FileIds {
     }
 }
 
-fn checksum(zxid: i64) -> u32 {
-    crc32fast::hash(&zxid.to_be_bytes())
+fn checksum(zxid: i64, txn_crc: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&zxid.to_be_bytes());
+    h.update(&txn_crc.to_be_bytes());
+    h.finalize()
 }
 
 /// Reads the high-water mark; `None` if the file is absent (older stores)
 /// or unreadable (a torn write of it is not a reason to refuse the store).
-pub(crate) fn read_high_water(dir: &Path) -> Option<i64> {
+/// Returns the zxid and the CRC of its txn record (0: not known).
+pub(crate) fn read_high_water(dir: &Path) -> Option<(i64, u32)> {
     let text = fs::read_to_string(dir.join(HIGH_WATER_FILE)).ok()?;
     let mut words = text.split_whitespace();
     if words.next()? != HIGH_WATER_MAGIC {
         return None;
     }
     let zxid: i64 = words.next()?.parse().ok()?;
+    let txn_crc: u32 = words.next()?.parse().ok()?;
     let crc: u32 = words.next()?.parse().ok()?;
-    (crc == checksum(zxid)).then_some(zxid)
+    (crc == checksum(zxid, txn_crc)).then_some((zxid, txn_crc))
 }
 
-/// Records that everything up to `zxid` is durable.
-pub(crate) fn write_high_water(dir: &Path, zxid: i64) -> Result<()> {
+/// Records that everything up to `zxid` is durable, `txn_crc` being the
+/// CRC of the record of the txn at `zxid` (0: not known).
+pub(crate) fn write_high_water(dir: &Path, zxid: i64, txn_crc: u32) -> Result<()> {
     let path = dir.join(HIGH_WATER_FILE);
-    let text = format!("{HIGH_WATER_MAGIC} {zxid} {}\n", checksum(zxid));
+    let text = format!(
+        "{HIGH_WATER_MAGIC} {zxid} {txn_crc} {}\n",
+        checksum(zxid, txn_crc)
+    );
     write_atomically(&path, text.as_bytes())
         .map_err(|e| Error::new(ErrorKind::Io).detail(format!("writing {}: {e}", path.display())))
 }
@@ -120,6 +131,26 @@ pub(crate) fn check_not_older(
     )))
 }
 
+/// The record replayed at the high-water zxid (`found`, `None` when the
+/// snapshot covered it) must be the one recorded (`expected`, 0: unknown).
+pub(crate) fn check_same_txn(
+    dir: &Path,
+    zxid: i64,
+    expected: u32,
+    found: Option<u32>,
+) -> Result<()> {
+    match found {
+        Some(found) if expected != 0 && found != expected => Err(Error::new(ErrorKind::Corrupted)
+            .detail(format!(
+                "{}: the log holds another txn at zxid {zxid:#x} than the one acknowledged \
+                 there: the log went back to before a failed write's zxid was reused \
+                 (truncated or restored from an older copy); refusing to serve it",
+                dir.display()
+            ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,8 +159,8 @@ mod tests {
     fn high_water_round_trips_and_rejects_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_high_water(dir.path()), None);
-        write_high_water(dir.path(), 0x1234).unwrap();
-        assert_eq!(read_high_water(dir.path()), Some(0x1234));
+        write_high_water(dir.path(), 0x1234, 77).unwrap();
+        assert_eq!(read_high_water(dir.path()), Some((0x1234, 77)));
         let path = dir.path().join(HIGH_WATER_FILE);
         let text = fs::read_to_string(&path).unwrap().replace("4660", "4661");
         fs::write(&path, text).unwrap();
@@ -160,6 +191,18 @@ mod tests {
         let e = ids.check().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupted);
         assert!(e.to_string().contains("removed"), "{e}");
+    }
+
+    #[test]
+    fn another_txn_at_the_mark_is_refused() {
+        let dir = Path::new("/s");
+        check_same_txn(dir, 5, 42, Some(42)).unwrap();
+        check_same_txn(dir, 5, 42, None).unwrap();
+        check_same_txn(dir, 5, 0, Some(9)).unwrap();
+        assert_eq!(
+            check_same_txn(dir, 5, 42, Some(9)).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
     }
 
     #[test]

@@ -991,3 +991,79 @@ fn writes_fail_once_the_store_files_are_removed_or_replaced() {
         }
     }
 }
+
+/// Found by the simulator (`tests/sim`, seed 5005574): a batch that
+/// failed after reaching the log, then a failed recovery, left the failed
+/// txn in the log file before the txn that reused its zxid. A log cut
+/// between the two recovered the failed txn at the acknowledged zxid, and
+/// the high-water mark (a zxid only) let it pass. The mark now also holds
+/// the CRC of the txn at that zxid: every cut of the log either opens with
+/// every acknowledged write or is refused.
+#[test]
+fn a_log_cut_back_to_a_failed_txn_at_a_reused_zxid_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let clock = ManualClock::new(T0);
+    let keeper = open(&live, &clock);
+    let a = keeper.session().unwrap();
+    let b = keeper.session().unwrap();
+    b.create("/b", b"", CreateMode::Ephemeral).unwrap();
+    let (ida, pwa, idb, pwb) = (a.session_id(), a.password(), b.session_id(), b.password());
+    keeper.shutdown().unwrap();
+    drop((a, b));
+    // Batch 1 is b's close: written, then failed; the first recovery fails.
+    let faults = StoreFaults {
+        fail_after_write: Some(1),
+        failing_recoveries: 1,
+        ..StoreFaults::default()
+    };
+    let keeper = builder(&clock).store_faults(faults).open(&live).unwrap();
+    let a = keeper
+        .resume_session(ida, &pwa, Duration::from_secs(5))
+        .unwrap();
+    let b = keeper
+        .resume_session(idb, &pwb, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(b.close().unwrap_err().kind(), ErrorKind::Io);
+    let name = a
+        .create("/s-", b"v", CreateMode::EphemeralSequential)
+        .unwrap();
+    keeper.shutdown().unwrap();
+    drop((a, b));
+    // The records are small: they sit in the log file's first 2 KiB.
+    let db_len = fs::metadata(live.join("log").join("db")).unwrap().len();
+    let mut refused = 0;
+    for cut in (0..db_len.min(2048)).step_by(16) {
+        let trial = dir.path().join("trial");
+        let _ = fs::remove_dir_all(&trial);
+        copy_dir(&live, &trial);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(trial.join("log").join("db"))
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        match builder(&clock).open(&trial) {
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        ErrorKind::Corrupted | ErrorKind::IncompatibleStore
+                    ),
+                    "cut at {cut}: {e}"
+                );
+                refused += 1;
+            }
+            Ok(k) => {
+                let s = k.session().unwrap();
+                assert!(
+                    s.exists(&name).unwrap().is_some(),
+                    "cut at {cut}: {name} lost"
+                );
+                assert!(s.exists("/b").unwrap().is_some(), "cut at {cut}: /b lost");
+                k.shutdown().unwrap();
+            }
+        }
+    }
+    assert!(refused > 0, "some cut must lose writes");
+}

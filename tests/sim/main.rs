@@ -12,7 +12,8 @@
 //! acknowledged write (and everything read) survived.
 //!
 //! `SIM_SEEDS=N` (default 200) seeds starting at `SIM_SEED` (default: a
-//! random start, printed), `SIM_STEPS` steps per seed (default 150). A
+//! random start, printed), `SIM_STEPS` steps per seed (default 150),
+//! `SIM_SECONDS` a time limit (no new seed starts after it). A
 //! failing seed prints a one-line repro and its history shrunk to the steps
 //! that still fail. Store files go under `SIM_DIR` (default `/dev/shm` when
 //! present: fsync there is free, which keeps the default run short).
@@ -335,6 +336,8 @@ impl Sim {
 
     /// Opens the keeper on the directory and checks what it recovered.
     fn open(&mut self, faults: StoreFaults) -> Check {
+        // What is on disk depends on the faults of the incarnation that wrote it.
+        let was_faulty = self.faulty;
         self.faulty = faults != StoreFaults::default();
         let keeper = self
             .builder(faults)
@@ -369,7 +372,7 @@ impl Sim {
                 Some(alt) if self.same(&tree, &alt) => self.model = alt,
                 _ => {
                     let expl = self.explain_removals(&tree, false)?;
-                    if !self.faulty || !expl {
+                    if !was_faulty || !expl {
                         return fail(format!(
                             "after reopen the tree differs from every acknowledged state:\n{}",
                             self.diff(&tree)
@@ -990,7 +993,17 @@ impl Sim {
                     }
                     // The close did not commit: the session lives on
                     // server side and will expire (its handle is gone).
-                    Err(e) if e.kind() == ErrorKind::Io && self.faulty => Ok(()),
+                    // Its batch may still come back after a crash.
+                    Err(e) if e.kind() == ErrorKind::Io && self.faulty => {
+                        if self.alt.is_none() {
+                            let mut alt = self.model.clone();
+                            for p in alt.ephemerals_of(s.id) {
+                                alt.remove(&p);
+                            }
+                            self.alt = Some(alt);
+                        }
+                        Ok(())
+                    }
                     Err(e) => fail(format!("close: {e}")),
                 }
             }
@@ -1352,6 +1365,17 @@ fn shrink(seed: u64, mut steps: Vec<Step>, why: &str) -> Vec<Step> {
     steps
 }
 
+/// Seeds that once failed, run first in every run (with the default step
+/// count): each found a bug, fixed since.
+/// - 1102, 1148, 1189: an expiry whose close the store failed left the
+///   session closing forever (also `store::an_expiry_the_store_failed_…`);
+/// - 5005574: a log cut back to a failed batch's txn at a zxid later
+///   reused opened without error (the high-water mark now holds the CRC
+///   of the txn at its zxid);
+/// - 5000790: the simulator's own model of a failed close (kept: it
+///   exercises a close whose batch comes back after a crash).
+const REGRESSION_SEEDS: [u64; 5] = [1102, 1148, 1189, 5005574, 5000790];
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -1382,7 +1406,20 @@ fn main() {
     println!("sim: {seeds} seeds from SIM_SEED={start}, {steps} steps each");
     let began = Instant::now();
     let (mut passed, mut failed) = (0u64, 0u64);
-    for seed in start..start + seeds {
+    let budget = env_u64("SIM_SECONDS").map(Duration::from_secs);
+    let pinned: Vec<u64> = if std::env::var_os("SIM_SEED").is_some() {
+        Vec::new()
+    } else {
+        REGRESSION_SEEDS.to_vec()
+    };
+    for seed in pinned.into_iter().chain(start..start + seeds) {
+        if budget.is_some_and(|b| began.elapsed() > b) {
+            println!(
+                "sim: SIM_SECONDS reached, stopping after {} seeds",
+                passed + failed
+            );
+            break;
+        }
         let history = generate(seed, steps);
         if let Err((i, why)) = run(seed, &history) {
             failed += 1;
@@ -1390,6 +1427,10 @@ fn main() {
             println!(
                 "  repro: SIM_SEED={seed} SIM_SEEDS=1 SIM_STEPS={steps} cargo test --test sim"
             );
+            if failed > 3 {
+                // Keep counting; shrinking every failure would take long.
+                continue;
+            }
             let small = shrink(seed, history, &why);
             println!("  shrunk history ({} steps):", small.len());
             for s in &small {
@@ -1397,9 +1438,6 @@ fn main() {
             }
             if let Err((_, why)) = run(seed, &small) {
                 println!("  shrunk failure: {why}");
-            }
-            if failed >= 3 {
-                break;
             }
         } else {
             passed += 1;
