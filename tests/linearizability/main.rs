@@ -449,8 +449,13 @@ fn workload(
     let mut closed = std::collections::HashSet::new();
     for s in SESSIONS.lock().unwrap().drain(..) {
         let id = s.session_id();
+        let before = s.state();
+        let r = s.close();
+        if std::env::var_os("LIN_DEBUG").is_some() {
+            eprintln!("close {id:#x} in {before:?}: {r:?}");
+        }
         // A close whose reply was lost has an unknown outcome.
-        if s.close().is_ok() {
+        if r.is_ok() {
             closed.insert(id);
         }
     }
@@ -459,9 +464,11 @@ fn workload(
             continue;
         }
         checked += 1;
-        if retry(|| observer.exists(path)).is_some() {
+        if let Some(st) = retry(|| observer.exists(path)) {
             failed.push(format!(
-                "{name}: client {client}: {path} outlived its closed session"
+                "{name}: client {client}: {path} outlived its closed session {sid:#x} \
+                 (owner {:#x}, czxid {:#x})",
+                st.ephemeral_owner, st.czxid
             ));
         }
     }
