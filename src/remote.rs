@@ -521,8 +521,13 @@ impl RemoteSession {
                 let deadline = Instant::now() + self.inner.request_timeout();
                 match self.inner.call_until(Request::CloseSession, None, deadline) {
                     Ok(_) => Ok(()),
-                    // It expired or was closed meanwhile: nothing to close.
-                    Err(e) if e.kind() == ErrorKind::SessionExpired => Ok(()),
+                    // It expired while disconnected: nothing to close.
+                    Err(e)
+                        if state == KeeperState::Disconnected
+                            && e.kind() == ErrorKind::SessionExpired =>
+                    {
+                        Ok(())
+                    }
                     Err(e) => Err(e),
                 }
             }
