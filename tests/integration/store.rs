@@ -1011,9 +1011,10 @@ fn a_log_cut_back_to_a_failed_txn_at_a_reused_zxid_is_refused() {
     let (ida, pwa, idb, pwb) = (a.session_id(), a.password(), b.session_id(), b.password());
     keeper.shutdown().unwrap();
     drop((a, b));
-    // Batch 1 is b's close: written, then failed; the first recovery fails.
+    // Batches 1 and 2 resume a and b; batch 3 is b's close: written,
+    // then failed; the first recovery fails.
     let faults = StoreFaults {
-        fail_after_write: Some(1),
+        fail_after_write: Some(3),
         failing_recoveries: 1,
         ..StoreFaults::default()
     };
