@@ -667,6 +667,12 @@ impl Engine {
             .as_ref()
             .map(|h| std::mem::replace(&mut *h.sink.write(), Arc::new(NullSink)));
         let closed = self.write(session_id, Vec::new(), Write::CloseSession, None);
+        if closed.as_ref().is_err_and(|e| e.kind().is_fail_stop()) {
+            // The store failed the close txn: nothing was applied, so the
+            // session is live again and the next tick retries its expiry
+            // (left closing, it would never expire nor lose its ephemerals).
+            self.state.write().sessions.clear_closing(session_id);
+        }
         if let (Some(h), Some(sink)) = (&hooks, sink) {
             if closed.is_err() {
                 *h.sink.write() = sink;

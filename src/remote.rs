@@ -633,16 +633,32 @@ impl RemoteSession {
     }
 
     /// Closes the session: the ensemble deletes its ephemerals. Closing
-    /// twice, or after expiry, is fine. Fails only when the close request
-    /// got no answer (the session then expires on its own).
+    /// twice, or after expiry, is fine. While disconnected it waits for
+    /// the reconnect (up to the request timeout), as the Java client does.
+    /// Fails only when the close request got no answer (the session then
+    /// expires on its own).
     pub fn close(&self) -> Result<()> {
         let state = self.inner.shared.lock().state;
         let result = match state {
-            KeeperState::SyncConnected | KeeperState::ConnectedReadOnly => {
+            // Disconnected too: returning Ok without telling the server
+            // would leave the session and its ephemerals (locks, leader
+            // nodes) alive until it expires, while the caller believes
+            // them gone (found by tests/linearizability).
+            KeeperState::SyncConnected
+            | KeeperState::ConnectedReadOnly
+            | KeeperState::Disconnected => {
                 let deadline = Instant::now() + self.inner.request_timeout();
-                self.inner
-                    .call_until(Request::CloseSession, None, deadline)
-                    .map(|_| ())
+                match self.inner.call_until(Request::CloseSession, None, deadline) {
+                    Ok(_) => Ok(()),
+                    // It expired while disconnected: nothing to close.
+                    Err(e)
+                        if state == KeeperState::Disconnected
+                            && e.kind() == ErrorKind::SessionExpired =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
             _ => Ok(()),
         };

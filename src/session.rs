@@ -141,6 +141,14 @@ impl SessionTable {
         }
     }
 
+    /// Undoes [`SessionTable::mark_closing`] when the close could not be
+    /// committed; the deadline is unchanged, so an expired session is due again.
+    pub fn clear_closing(&mut self, session_id: i64) {
+        if let Some(entry) = self.sessions.get_mut(&session_id) {
+            entry.closing = false;
+        }
+    }
+
     /// Live sessions whose deadline is at or before `now_ms`, in id order
     /// within each bucket and bucket order overall.
     pub fn expired(&self, now_ms: i64) -> Vec<i64> {

@@ -629,3 +629,40 @@ fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
     assert_eq!(session.state(), KeeperState::Closed);
     server.join().unwrap();
 }
+
+/// Found by `tests/linearizability`: `close` on a disconnected session
+/// returned Ok without telling the server, so the session and its
+/// ephemerals lived on until expiry. It now waits for the reconnect and
+/// sends the close.
+#[test]
+fn close_while_disconnected_reconnects_and_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (dropped_tx, dropped_rx) = crossbeam_channel::bounded::<()>(1);
+    let server = std::thread::spawn(move || {
+        let (stream, _) = accept_session(&listener, Some(0), 3000);
+        drop(stream);
+        dropped_tx.send(()).unwrap();
+        // Let the client notice and sit disconnected for a while.
+        std::thread::sleep(Duration::from_millis(300));
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(request, Request::CloseSession);
+        let ok = ReplyHeader {
+            xid: x,
+            zxid: 2,
+            err: 0,
+        };
+        stream.write_all(&proto::encode_reply(&ok, None)).unwrap();
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    let events = session.events();
+    wait_state(&events, KeeperState::SyncConnected);
+    dropped_rx.recv().unwrap();
+    wait_state(&events, KeeperState::Disconnected);
+    session.close().unwrap();
+    server.join().expect("the server saw the close");
+}

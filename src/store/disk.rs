@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::path;
 use crate::state::State;
 use crate::store::codec::{self, Record, FORMAT_VERSION};
+use crate::store::guard::{self, FileIds, HIGH_WATER_FILE};
 use crate::store::pending::{self, PendingLog};
 use crate::store::sled::Log;
 use crate::store::snapshot::{
@@ -76,6 +77,18 @@ impl Layout {
         }
     }
 
+    /// What must not be removed or replaced while the store is open.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        vec![
+            self.dir.clone(),
+            self.marker.clone(),
+            self.lock.clone(),
+            self.log.clone(),
+            self.log.join("db"),
+            self.snapshots.clone(),
+        ]
+    }
+
     fn snapshot_path(&self, zxid: i64) -> PathBuf {
         self.snapshots
             .join(format!("{SNAPSHOT_PREFIX}{:016x}", zxid.max(0)))
@@ -109,6 +122,7 @@ fn inspect(dir: &Path) -> Result<DirState> {
         Err(e) => return Err(io_error(e, "listing", dir)),
     };
     let marker_tmp = format!("{MARKER_FILE}{TMP_SUFFIX}");
+    let high_water_tmp = format!("{HIGH_WATER_FILE}{TMP_SUFFIX}");
     let mut foreign = None;
     for entry in entries {
         let entry = entry.map_err(|e| io_error(e, "listing", dir))?;
@@ -123,6 +137,8 @@ fn inspect(dir: &Path) -> Result<DirState> {
             marker_tmp.as_str(),
             pending::PENDING_FILE,
             pending::PENDING_OLD_FILE,
+            HIGH_WATER_FILE,
+            high_water_tmp.as_str(),
         ]
         .contains(&name.as_str());
         if !ours && foreign.is_none() {
@@ -257,6 +273,10 @@ pub(crate) struct Recovered {
     pub state: State,
     /// The largest session id ever handed out (closed ones included).
     pub session_id_high: i64,
+    /// CRC of the record of the last txn replayed (0: none replayed).
+    last_txn_crc: u32,
+    /// CRC of the record replayed at the high-water zxid, if replayed.
+    crc_at_mark: Option<u32>,
 }
 
 /// Mutable bookkeeping of the store.
@@ -280,6 +300,8 @@ struct Status {
     dirty: bool,
     /// zxid of the last txn persisted (the engine applied it).
     applied_zxid: i64,
+    /// CRC of that txn's record (0: unknown), recorded in the high-water mark.
+    applied_txn_crc: u32,
 }
 
 /// What the background threads share with the store.
@@ -296,6 +318,9 @@ struct Shared {
     /// Held (with an exclusive `flock`) while the store is open; `close`
     /// drops it to release the directory.
     lock_file: Mutex<Option<File>>,
+    /// The store's files as opened: checked before every write, so none
+    /// goes into a file removed or replaced under us.
+    files: FileIds,
 }
 
 /// A snapshot handed to the snapshot thread: a copy-on-write view of the
@@ -309,6 +334,8 @@ const LOCK_RETRY_WAIT: Duration = Duration::from_millis(20);
 /// The store on a directory: a sled txn log plus snapshot files.
 pub(crate) struct DiskStore {
     shared: Arc<Shared>,
+    /// Batches acknowledged but not written (`unsafe_hold_back_batches`).
+    held: Mutex<Vec<(i64, Vec<u8>)>>,
     snapshot_tx: Mutex<Option<Sender<SnapshotJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -399,7 +426,30 @@ impl DiskStore {
             }
         };
         remove_tmp_files(&layout.snapshots)?;
-        let (mut recovered, replayed, base_zxid) = recover(&layout, &log, options.tick_ms, now_ms)?;
+        // Taken before recovery sets damaged snapshots aside: a snapshot
+        // file with a final name was complete, so its zxid was durable.
+        let newest_snapshot = list_snapshots(&layout.snapshots)?
+            .first()
+            .map_or(0, |(zxid, _)| *zxid);
+        let mark = guard::read_high_water(dir);
+        let (mut recovered, replayed, base_zxid) =
+            recover(&layout, &log, options.tick_ms, now_ms, mark.map(|m| m.0))?;
+        let reached = recovered.state.last_zxid;
+        guard::check_not_older(
+            dir,
+            reached,
+            newest_snapshot,
+            "the newest snapshot holds zxid",
+        )?;
+        let (high_water, mark_crc) = mark.unwrap_or((0, 0));
+        guard::check_not_older(dir, reached, high_water, "the store recorded zxid")?;
+        // The same zxid with other content: a failed batch's zxid was
+        // reused, and the log went back to before the reuse.
+        guard::check_same_txn(dir, high_water, mark_crc, recovered.crc_at_mark)?;
+        if reached > high_water {
+            guard::write_high_water(dir, reached, recovered.last_txn_crc)?;
+        }
+        let files = FileIds::capture(&layout.watched_files());
         recovered.state.sessions.refresh_all(now_ms);
         let last_snapshot_bytes = list_snapshots(&layout.snapshots)?
             .first()
@@ -412,6 +462,11 @@ impl DiskStore {
             last_snapshot_zxid: base_zxid,
             session_id_high: recovered.session_id_high,
             applied_zxid: recovered.state.last_zxid,
+            applied_txn_crc: if recovered.crc_at_mark.is_none() && reached == high_water {
+                mark_crc
+            } else {
+                recovered.last_txn_crc
+            },
             ..Status::default()
         };
         let pending = match options.durability {
@@ -429,9 +484,11 @@ impl DiskStore {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             lock_file: Mutex::new(Some(lock_file)),
+            files,
         });
         let store = DiskStore {
             shared: shared.clone(),
+            held: Mutex::new(Vec::new()),
             snapshot_tx: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
         };
@@ -534,6 +591,8 @@ impl DiskStore {
     /// taking the last zxid persisted for the last applied one.
     fn recover_log(&self, memory: Option<&State>) -> Result<()> {
         let shared = &self.shared;
+        // Reopening a removed log would create an empty one.
+        shared.files.check()?;
         let mut slot = shared.log.write();
         // Drop the failed handle first: it holds sled's file lock.
         drop(slot.take());
@@ -641,8 +700,15 @@ fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Resul
 
 /// Loads the newest usable snapshot and replays the log after it.
 /// Returns the state, how many txns were replayed, and the base zxid.
-fn recover(layout: &Layout, log: &Log, tick_ms: i64, now_ms: i64) -> Result<(Recovered, u64, i64)> {
-    recover_with(layout, log, tick_ms, now_ms, true)
+/// `mark_zxid` is the high-water zxid, whose record's CRC is noted.
+fn recover(
+    layout: &Layout,
+    log: &Log,
+    tick_ms: i64,
+    now_ms: i64,
+    mark_zxid: Option<i64>,
+) -> Result<(Recovered, u64, i64)> {
+    recover_with(layout, log, tick_ms, now_ms, true, mark_zxid)
 }
 
 /// [`recover`], optionally leaving damaged snapshots where they are (a
@@ -653,6 +719,7 @@ fn recover_with(
     tick_ms: i64,
     now_ms: i64,
     set_aside_damaged: bool,
+    mark_zxid: Option<i64>,
 ) -> Result<(Recovered, u64, i64)> {
     let snapshots = list_snapshots(&layout.snapshots)?;
     let bounds = log.bounds()?;
@@ -720,7 +787,13 @@ fn recover_with(
     let mut high = session_id_high;
     let mut expected = base_zxid.saturating_add(1);
     let mut replayed = 0u64;
+    let mut last_txn_crc = 0u32;
+    let mut crc_at_mark = None;
     log.for_each_above(base_zxid, |zxid, bytes| {
+        last_txn_crc = crc32fast::hash(bytes);
+        if Some(zxid) == mark_zxid {
+            crc_at_mark = Some(last_txn_crc);
+        }
         if zxid != expected {
             return Err(corrupted(format!(
                 "the log jumps from zxid {:#x} to {zxid:#x}",
@@ -760,7 +833,16 @@ fn recover_with(
         high = high.max(*max_id);
     }
     // Recovery succeeded without them: set damaged snapshots aside so the
-    // retention of the two newest counts only good ones.
+    // retention of the two newest counts only good ones. Say so loudly: the
+    // state is complete (the log covered it), but the disk lost a file.
+    if !damaged.is_empty() && set_aside_damaged {
+        eprintln!(
+            "innkeeper: WARNING: {}: recovered from an older snapshot plus the log; \
+             damaged snapshot(s) set aside as *{DAMAGED_SUFFIX}: {}",
+            layout.dir.display(),
+            problems.join("; ")
+        );
+    }
     for path in damaged.into_iter().filter(|_| set_aside_damaged) {
         let mut aside = path.clone().into_os_string();
         aside.push(DAMAGED_SUFFIX);
@@ -770,6 +852,8 @@ fn recover_with(
         Recovered {
             state,
             session_id_high: high,
+            last_txn_crc,
+            crc_at_mark,
         },
         replayed,
         base_zxid,
@@ -782,6 +866,10 @@ impl Store for DiskStore {
             let mut status = self.shared.status.lock();
             if status.closed {
                 return Err(Error::new(ErrorKind::Closed));
+            }
+            if let Err(e) = self.shared.files.check() {
+                drop(status);
+                return Err(self.fail(e, txns));
             }
             if status.broken.is_some() {
                 drop(status);
@@ -797,7 +885,19 @@ impl Store for DiskStore {
             .map(|txn| (txn.zxid, codec::encode(&Record::Txn(Cow::Borrowed(txn)))))
             .collect();
         let started = std::time::Instant::now();
-        let written = self.write_batch(&entries, batch_no);
+        let hold_back = u64::from(self.shared.options.faults.unsafe_hold_back_batches);
+        let written = if hold_back > 0 {
+            let mut held = self.held.lock();
+            held.extend(entries.iter().cloned());
+            if batch_no % hold_back == 0 {
+                let all = std::mem::take(&mut *held);
+                self.write_batch(&all, batch_no)
+            } else {
+                Ok(())
+            }
+        } else {
+            self.write_batch(&entries, batch_no)
+        };
         crate::metrics::STORE.record_batch(txns.len(), started.elapsed());
         if let Err(e) = written {
             let e = self.fail(e, txns);
@@ -814,6 +914,9 @@ impl Store for DiskStore {
                 }
             }
             status.applied_zxid = txns.last().map_or(status.applied_zxid, |t| t.zxid);
+            if let Some((_, bytes)) = entries.last() {
+                status.applied_txn_crc = crc32fast::hash(bytes);
+            }
             status.txns_since_snapshot += txns.len() as u64;
             status.log_bytes_since_snapshot +=
                 entries.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
@@ -831,6 +934,7 @@ impl Store for DiskStore {
             }
             status.broken.is_some()
         };
+        self.shared.files.check()?;
         if broken {
             return self.recover_log(Some(memory));
         }
@@ -851,7 +955,18 @@ impl Store for DiskStore {
             return Ok(());
         }
         self.stop_threads();
+        let held = std::mem::take(&mut *self.held.lock());
+        if !held.is_empty() {
+            self.write_batch(&held, 0)?;
+        }
         let flushed = self.flush(memory);
+        if flushed.is_ok() && self.shared.files.check().is_ok() {
+            let (zxid, crc) = {
+                let status = self.shared.status.lock();
+                (status.applied_zxid, status.applied_txn_crc)
+            };
+            let _ = guard::write_high_water(&self.shared.layout.dir, zxid, crc);
+        }
         self.shared.status.lock().closed = true;
         drop(self.shared.log.write().take());
         drop(self.shared.lock_file.lock().take());
@@ -874,7 +989,15 @@ impl Drop for DiskStore {
             let _ = self.recover_log(None);
         }
         if let Some(log) = self.shared.log.write().take() {
-            let _ = log.make_durable();
+            let durable =
+                log.make_durable().is_ok() && !broken && self.shared.files.check().is_ok();
+            if durable {
+                let (zxid, crc) = {
+                    let status = self.shared.status.lock();
+                    (status.applied_zxid, status.applied_txn_crc)
+                };
+                let _ = guard::write_high_water(&self.shared.layout.dir, zxid, crc);
+            }
         }
     }
 }
@@ -1080,7 +1203,7 @@ pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recove
         }
         Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
     }
-    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false)?;
+    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false, None)?;
     recovered.state.check_invariants().map_err(|problem| {
         corrupted(format!(
             "{}: the recovered state is inconsistent: {problem}",

@@ -19,6 +19,7 @@ use crate::txn::Txn;
 
 pub(crate) mod codec;
 pub(crate) mod disk;
+pub(crate) mod guard;
 pub(crate) mod pending;
 pub(crate) mod sled;
 pub(crate) mod snapshot;
@@ -133,6 +134,11 @@ pub struct StoreFaults {
     /// background snapshot that reaches it: the crash test's snapshot
     /// crash points.
     pub crash_in_snapshot: Option<SnapshotCrash>,
+    /// A deliberately broken mode, to show the tests catch it: acknowledge
+    /// batches before they are written, writing them only every this many
+    /// batches (and at a clean close), so a crash loses acknowledged
+    /// writes. 0 (the default) is the correct store.
+    pub unsafe_hold_back_batches: u32,
 }
 
 /// Where [`StoreFaults::crash_in_snapshot`] aborts the process. Not part of

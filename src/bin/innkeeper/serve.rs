@@ -163,6 +163,12 @@ pub struct ServeArgs {
     /// zookeeper.sessionRequireClientSASLAuth).
     #[arg(long, requires = "jaas")]
     sasl_required: bool,
+
+    /// Deliberately broken, for tests only: acknowledge writes before they
+    /// are written, writing them every N batches, so a kill loses
+    /// acknowledged writes (`tests/linearizability` shows it is caught).
+    #[arg(long, hide = true, default_value_t = 0)]
+    unsafe_hold_back_batches: u32,
 }
 
 /// ZooKeeper's ssl.clientAuth.
@@ -514,6 +520,13 @@ fn open_keeper(args: &ServeArgs, settings: &Settings) -> innkeeper::Result<(Keep
     }
     if args.in_memory {
         return Ok((builder.build()?, "in-memory"));
+    }
+    if args.unsafe_hold_back_batches > 0 {
+        eprintln!("innkeeper: UNSAFE: acknowledging writes before they are written (test mode)");
+        builder = builder.store_faults(innkeeper::StoreFaults {
+            unsafe_hold_back_batches: args.unsafe_hold_back_batches,
+            ..innkeeper::StoreFaults::default()
+        });
     }
     let (durability, mode) = match args.durability {
         Durability::Durable => (innkeeper::Durability::Durable, "durable"),
