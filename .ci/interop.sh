@@ -260,7 +260,7 @@ fi
 
 # --- kazoo -----------------------------------------------------------------------
 # An in-memory server forgets everything on restart, and kazoo would retry
-# for ever (its last zxid is ahead, reference C.5): run that scenario only
+# for ever (its last zxid is ahead, docs/zookeeper-semantics.md C.5): run that scenario only
 # when `serve` keeps its data.
 IK_RESTART="$WORK/restart-ik.sh"
 [ "$IK_MODE" = in-memory ] && IK_RESTART=""
@@ -282,7 +282,7 @@ for name in sorted(set(zk) | set(ik)):
         print("  %-16s same" % name)
     elif name == "restart" and mode == "in-memory":
         # Nothing survives an in-memory restart: clients that saw zxids are
-        # refused by the fresh server (reference C.5). Expected until
+        # refused by the fresh server (docs/zookeeper-semantics.md C.5). Expected until
         # `serve` runs on the durable store.
         print("  %-16s differs as expected for an in-memory server" % name)
     else:

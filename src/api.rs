@@ -84,7 +84,7 @@ impl WriteOp {
     }
 }
 
-/// The result of one op of a multi (`zookeeper-reference.md` E.3).
+/// The result of one op of a multi (`docs/zookeeper-semantics.md` E.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
     /// A create succeeded: the actual path and the new node's Stat.

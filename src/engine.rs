@@ -661,7 +661,7 @@ impl Engine {
         let hooks = self.hooks.read().get(&session_id).cloned();
         // An expiring session's client is gone (that is why it expires): it
         // hears nothing of its own ephemerals' deletion, only `Expired`, on
-        // every watcher (zookeeper-reference.md C.4, C.6). A client that
+        // every watcher (docs/zookeeper-semantics.md C.4, C.6). A client that
         // closes is still connected and does hear them, so only here.
         let sink = hooks
             .as_ref()
@@ -925,7 +925,7 @@ impl Engine {
         Ok(())
     }
 
-    /// SetWatches catch-up after a reconnect (`zookeeper-reference.md` D.6):
+    /// SetWatches catch-up after a reconnect (`docs/zookeeper-semantics.md` D.6):
     /// registers what is unchanged and notifies what changed since `relative_zxid`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn set_watches(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub enum ErrorKind {
     /// ZooKeeper `SystemError` (−1).
     SystemError,
-    /// A multi op after the failing one (−2); see `zookeeper-reference.md` E.3.
+    /// A multi op after the failing one (−2); see `docs/zookeeper-semantics.md` E.3.
     RuntimeInconsistency,
     /// ZooKeeper `DataInconsistency` (−3).
     DataInconsistency,

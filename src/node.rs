@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A node's metadata, field for field as ZooKeeper reports it
-/// (`zookeeper-reference.md` B.1). `cversion` is the visible value:
+/// (`docs/zookeeper-semantics.md` B.1). `cversion` is the visible value:
 /// child creates plus child deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Stat {
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn digest_matches_zookeeper() {
-        // Reference: zookeeper-reference.md G.3.
+        // Reference: docs/zookeeper-semantics.md G.3.
         assert_eq!(
             digest_id("user", "password"),
             "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="

@@ -1,4 +1,4 @@
-//! ZooKeeper's path rules (`zookeeper-reference.md` A.1) and path arithmetic.
+//! ZooKeeper's path rules (`docs/zookeeper-semantics.md` A.1) and path arithmetic.
 //!
 //! Paths stay `&str`/`String` inside the crate; this module checks them once
 //! at the API edge and splits them without allocating.
@@ -222,7 +222,7 @@ mod tests {
         }
     }
 
-    // Reference: zookeeper-reference.md A.1.
+    // Reference: docs/zookeeper-semantics.md A.1.
     #[test]
     fn accepts_zookeeper_valid_paths() {
         for p in [
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn sequence_suffix_is_ten_digits() {
-        // Reference: zookeeper-reference.md A.5.
+        // Reference: docs/zookeeper-semantics.md A.5.
         assert_eq!(sequential_name("/q/n-", 0), "/q/n-0000000000");
         assert_eq!(sequential_name("/q/n-", 2147483647), "/q/n-2147483647");
         assert_eq!(sequential_name("/q/", -2147483648), "/q/-2147483648");

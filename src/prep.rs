@@ -1,6 +1,6 @@
 //! Request + state → [`TxnOp`] or a typed error. Mutates nothing shared.
 //!
-//! Validation follows ZooKeeper's check order (`zookeeper-reference.md` A.4
+//! Validation follows ZooKeeper's check order (`docs/zookeeper-semantics.md` A.4
 //! and F.2): the first failing check decides the error. Requests are checked
 //! against a [`View`]: the applied tree plus an overlay of every change
 //! already prepared but not yet applied (earlier ops of the same multi, or
@@ -445,7 +445,7 @@ fn require(acl: &[Acl], perm: Perms, caller: Caller<'_>, path: &str) -> Result<(
     }
 }
 
-/// ZooKeeper's ACL check (`zookeeper-reference.md` G.2): true when some
+/// ZooKeeper's ACL check (`docs/zookeeper-semantics.md` G.2): true when some
 /// entry granting a bit of `perm` matches one of the identities.
 pub fn check_acl(acl: &[Acl], perm: Perms, identities: &[Id]) -> bool {
     if acl.is_empty() || identities.iter().any(|id| id.scheme == "super") {
@@ -510,7 +510,7 @@ fn parse_cidr(pattern: &str) -> Option<(IpAddr, u32)> {
     (bits <= max).then_some((addr, bits))
 }
 
-/// ZooKeeper's ACL fix-up (`zookeeper-reference.md` G.4): drop duplicates,
+/// ZooKeeper's ACL fix-up (`docs/zookeeper-semantics.md` G.4): drop duplicates,
 /// expand `auth`, reject empty lists and invalid ids.
 pub fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>> {
     if acl.is_empty() {
@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn create_check_order() {
-        // Reference: zookeeper-reference.md A.4 and J.17.
+        // Reference: docs/zookeeper-semantics.md A.4 and J.17.
         let state = state_with_session();
         let mut view = View::new(&state.tree, &state.sessions);
         let bad_acl = WriteOp::Create {
@@ -639,7 +639,7 @@ mod tests {
 
     #[test]
     fn multi_sees_earlier_ops_and_rolls_back() {
-        // Reference: zookeeper-reference.md E.1.
+        // Reference: docs/zookeeper-semantics.md E.1.
         let state = state_with_session();
         let mut view = View::new(&state.tree, &state.sessions);
         let ops = vec![
@@ -697,7 +697,7 @@ mod tests {
 
     #[test]
     fn delete_checks_version_before_children() {
-        // Reference: zookeeper-reference.md F.2 and J.17.
+        // Reference: docs/zookeeper-semantics.md F.2 and J.17.
         let state = state_with_session();
         let mut view = View::new(&state.tree, &state.sessions);
         view.prep_op(CALLER, &config(), &create("/a", CreateMode::Persistent))

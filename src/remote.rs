@@ -5,7 +5,7 @@
 //! sends pings when the connection is idle, and reconnects when a server
 //! dies; callers write their requests themselves under the session's lock
 //! and wait for the reply with a deadline. The behaviour follows the Java
-//! client (`zookeeper-reference.md` C.3, C.5, C.6, D.6, H.4, I.1):
+//! client (`docs/zookeeper-semantics.md` C.3, C.5, C.6, D.6, H.4, I.1):
 //!
 //! * a ping after `timeout / 3` without sending (at most every 10 s), and the
 //!   connection is declared dead after `2/3 × timeout` without hearing anything;
@@ -1712,7 +1712,7 @@ impl Coordinator for RemoteSession {
 
     /// Creates travel as create2 (or createContainer / createTTL), but
     /// Apache ZooKeeper 3.8.0 answers a create2 inside a multi with the path
-    /// only (result type 1, where `zookeeper-reference.md` E.3 says 15), so
+    /// only (result type 1, where `docs/zookeeper-semantics.md` E.3 says 15), so
     /// the Stat of an [`OpResult::Create`] for a persistent, ephemeral or
     /// sequential node is then all zeros; container and TTL creates come
     /// with their Stat.

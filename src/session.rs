@@ -1,7 +1,7 @@
 //! The session table: ids, passwords, timeouts and expiry deadlines.
 //!
 //! Deadlines sit in buckets on multiples of the tick, as ZooKeeper's
-//! `ExpiryQueue` does (`zookeeper-reference.md` C.3): a session expires
+//! `ExpiryQueue` does (`docs/zookeeper-semantics.md` C.3): a session expires
 //! between `timeout` and `timeout + tick` after it was last touched. Time is
 //! always passed in; nothing here reads a clock.
 
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn expiry_lands_on_the_tick_after_the_timeout() {
-        // Reference: zookeeper-reference.md C.3.
+        // Reference: docs/zookeeper-semantics.md C.3.
         let mut table = SessionTable::new(100);
         table.add(1, 1000, [0; 16], 50);
         assert_eq!(table.get(1).unwrap().deadline_ms, 1100);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::node::{Acl, Id, Perms, Stat};
 use crate::path;
 
-/// The stored `ephemeralOwner` of a container (`zookeeper-reference.md` A.3).
+/// The stored `ephemeralOwner` of a container (`docs/zookeeper-semantics.md` A.3).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
 /// Top byte of the stored `ephemeralOwner` of a TTL node.
 const TTL_MARKER: u64 = 0xFF00_0000_0000_0000;
@@ -211,7 +211,7 @@ impl Entry {
         self.data.get()
     }
 
-    /// The Stat clients see (`zookeeper-reference.md` B.3 for cversion).
+    /// The Stat clients see (`docs/zookeeper-semantics.md` B.3 for cversion).
     pub fn stat(&self) -> Stat {
         let num_children = i32::try_from(self.num_children()).unwrap_or(i32::MAX);
         let data_length = self
@@ -453,7 +453,7 @@ pub struct Tree {
     child_high_water: HashMap<String, usize>,
 }
 
-/// The system nodes every tree starts with (`zookeeper-reference.md` A.2).
+/// The system nodes every tree starts with (`docs/zookeeper-semantics.md` A.2).
 pub const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 impl Default for Tree {
@@ -605,7 +605,7 @@ impl Tree {
     }
 
     /// Containers and TTL nodes the reaper should delete at `now_ms`
-    /// (`zookeeper-reference.md` A.6), sorted. Costs O(due), whatever the
+    /// (`docs/zookeeper-semantics.md` A.6), sorted. Costs O(due), whatever the
     /// number of containers and TTL nodes.
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
         let mut due: Vec<String> = self.containers_due.iter().cloned().collect();
@@ -1085,7 +1085,7 @@ mod tests {
 
     #[test]
     fn fresh_tree_matches_zookeeper() {
-        // Reference: zookeeper-reference.md A.2 and B.3.
+        // Reference: docs/zookeeper-semantics.md A.2 and B.3.
         let tree = Tree::new();
         assert_eq!(tree.len(), 4);
         assert_eq!(tree.get("/").unwrap().stat().cversion, -1);

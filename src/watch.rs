@@ -1,4 +1,4 @@
-//! The server-side watch table (`zookeeper-reference.md` D).
+//! The server-side watch table (`docs/zookeeper-semantics.md` D).
 //!
 //! Two tables, data and child, each holding at most one entry per
 //! (path, session) with a mode, as ZooKeeper 3.8 does: a later registration
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn one_shot_watches_fire_once() {
-        // Reference: zookeeper-reference.md D.2, D.3.
+        // Reference: docs/zookeeper-semantics.md D.2, D.3.
         let mut t = WatchTable::new();
         t.add(Table::Data, "/a", 1, WatchMode::Standard);
         assert_eq!(
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_read_watch_downgrades_a_persistent_one() {
-        // Reference: zookeeper-reference.md D.3, the 3.8 quirk.
+        // Reference: docs/zookeeper-semantics.md D.3, the 3.8 quirk.
         let mut t = WatchTable::new();
         t.add_persistent("/a", 1, false);
         t.add(Table::Data, "/a", 1, WatchMode::Standard);

@@ -1,4 +1,4 @@
-//! Arbitrary strings into the path validator (`zookeeper-reference.md` A.1).
+//! Arbitrary strings into the path validator (`docs/zookeeper-semantics.md` A.1).
 //!
 //! The validator may never panic, and must agree with the plain UTF-16
 //! reference implementation on every input; the same property runs in

@@ -1,4 +1,4 @@
-//! Arbitrary bytes into every `proto` decoder (`zookeeper-reference.md` H).
+//! Arbitrary bytes into every `proto` decoder (`docs/zookeeper-semantics.md` H).
 //!
 //! No decoder may panic, and whatever decodes must come back unchanged from
 //! encode-then-decode. The same property runs in `cargo test` over mutated

@@ -1,7 +1,7 @@
 //! Jute primitives: the [`DecodeError`], a bounds-checked [`Reader`], a
 //! [`Writer`], and the [`Record`] trait that ties a type to its encoding.
 //!
-//! Encoding rules (`zookeeper-reference.md` H.2): integers are big-endian,
+//! Encoding rules (`docs/zookeeper-semantics.md` H.2): integers are big-endian,
 //! a boolean is one byte (non-zero reads as true), buffers, strings and
 //! vectors carry an `i32` length or count first, and `-1` means null.
 
@@ -20,7 +20,7 @@ pub struct DecodeError {
     kind: DecodeErrorKind,
 }
 
-/// The two decode failures a server answers differently (`zookeeper-reference.md` H.9).
+/// The two decode failures a server answers differently (`docs/zookeeper-semantics.md` H.9).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeErrorKind {
@@ -253,7 +253,7 @@ impl Writer {
     }
 
     /// A writer that reserves the frame length prefix, filled in by
-    /// [`Writer::finish`] (`zookeeper-reference.md` H.1).
+    /// [`Writer::finish`] (`docs/zookeeper-semantics.md` H.1).
     pub fn framed() -> Writer {
         Writer {
             bytes: vec![0; 4],
@@ -376,7 +376,7 @@ impl Record for String {
     }
 }
 
-/// `Stat`: the eleven fields of `zookeeper-reference.md` B.1, 68 bytes.
+/// `Stat`: the eleven fields of `docs/zookeeper-semantics.md` B.1, 68 bytes.
 impl Record for Stat {
     const MIN_LEN: usize = 68;
 
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn integers_are_big_endian() {
-        // Reference: H.2.
+        // Reference: docs/zookeeper-semantics.md H.2.
         let b = bytes(|w| {
             w.write_i32(0x0102_0304);
             w.write_i64(-2);
@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn null_and_empty_buffers_differ() {
-        // Reference: H.2, J.14.
+        // Reference: docs/zookeeper-semantics.md H.2, J.14.
         let null = bytes(|w| w.write_buffer(None));
         let empty = bytes(|w| w.write_buffer(Some(b"")));
         assert_eq!(null, [0xff; 4]);
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn null_strings_and_vectors_read_as_empty() {
-        // Reference: H.2 (kazoo encodes every empty string as −1).
+        // Reference: docs/zookeeper-semantics.md H.2 (kazoo encodes every empty string as −1).
         let null = [0xff; 4];
         assert_eq!(Reader::new(&null).read_ustring(), Ok(None));
         assert_eq!(Reader::new(&null).read_string(), Ok(String::new()));
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn stat_is_68_bytes_in_field_order() {
-        // Reference: B.1.
+        // Reference: docs/zookeeper-semantics.md B.1.
         let stat = Stat {
             czxid: 1,
             mzxid: 2,

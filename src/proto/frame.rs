@@ -1,5 +1,5 @@
 //! Splitting a byte stream into frames, and spotting four-letter words
-//! (`zookeeper-reference.md` H.1, H.11).
+//! (`docs/zookeeper-semantics.md` H.1, H.11).
 
 use std::fmt;
 
@@ -112,7 +112,7 @@ impl FrameSplitter {
     }
 }
 
-/// The four-letter words a server recognises (reference H.11).
+/// The four-letter words a server recognises (docs/zookeeper-semantics.md H.11).
 pub const FOUR_LETTER_WORDS: [&str; 18] = [
     "ruok", "srvr", "stat", "mntr", "cons", "envi", "conf", "wchs", "wchc", "wchp", "dump", "isro",
     "crst", "srst", "dirs", "gtmk", "stmk", "hash",
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn lengths_out_of_range_are_rejected_before_the_body_arrives() {
-        // Reference: H.1 (len < 0 or > jute.maxbuffer → close).
+        // Reference: docs/zookeeper-semantics.md H.1 (len < 0 or > jute.maxbuffer → close).
         let mut split = FrameSplitter::new();
         split.push(&0x0010_0000i32.to_be_bytes());
         let err = split.next_frame().unwrap_err();
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn four_letter_words_are_recognised() {
-        // Reference: H.11.
+        // Reference: docs/zookeeper-semantics.md H.11.
         assert_eq!(four_letter_word(b"ruok"), Some("ruok"));
         assert_eq!(four_letter_word(b"srvr\n"), Some("srvr"));
         assert_eq!(four_letter_word(b"RUOK"), None);

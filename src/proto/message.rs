@@ -1,6 +1,6 @@
 //! Requests, replies, notifications and the connect handshake as Rust
 //! values, and the functions that turn them into frames and back
-//! (`zookeeper-reference.md` H.4–H.7, D.7, E.3, E.4).
+//! (`docs/zookeeper-semantics.md` H.4–H.7, D.7, E.3, E.4).
 
 use super::codec::{DecodeError, Reader, Record, Writer};
 use super::records::{
@@ -13,7 +13,7 @@ use crate::node::{Acl, CreateMode, Stat};
 /// Byte offset of the opcode within a request frame body.
 const OPCODE_OFFSET: usize = 4;
 
-/// A client request: one variant per opcode family of `zookeeper-reference.md` H.6.
+/// A client request: one variant per opcode family of `docs/zookeeper-semantics.md` H.6.
 ///
 /// Records that also appear inside a multi are named structs; the rest are
 /// inline. `deleteContainer` (20) and `createSession` (−10) are not client
@@ -355,11 +355,11 @@ impl Request {
     }
 }
 
-/// One write inside a multi (14) request (`zookeeper-reference.md` E.2).
+/// One write inside a multi (14) request (`docs/zookeeper-semantics.md` E.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     /// create, create2, createContainer or createTTL. Its flags must name a
-    /// `CreateMode`, or the whole multi fails to decode (reference A.3).
+    /// `CreateMode`, or the whole multi fails to decode (docs/zookeeper-semantics.md A.3).
     Create(CreateRequest),
     /// delete.
     Delete(DeleteRequest),
@@ -369,7 +369,7 @@ pub enum MultiOp {
     Check(CheckVersionRequest),
 }
 
-/// One read inside a multiRead (22) request (`zookeeper-reference.md` E.4).
+/// One read inside a multiRead (22) request (`docs/zookeeper-semantics.md` E.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
     /// getData (the watch flag is ignored by the server).
@@ -379,7 +379,7 @@ pub enum ReadOp {
 }
 
 /// A reply body, by the opcode of the request it answers
-/// (`zookeeper-reference.md` H.6). Error replies have no body at all.
+/// (`docs/zookeeper-semantics.md` H.6). Error replies have no body at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     /// No body: delete, check, ping, auth, setWatches(2), checkWatches,
@@ -443,9 +443,9 @@ pub enum Response {
         /// The synced path.
         path: String,
     },
-    /// multi (14): one result per op (reference E.3).
+    /// multi (14): one result per op (docs/zookeeper-semantics.md E.3).
     Multi(Vec<MultiResult>),
-    /// multiRead (22): one result per op (reference E.4).
+    /// multiRead (22): one result per op (docs/zookeeper-semantics.md E.4).
     MultiRead(Vec<ReadResult>),
     /// sasl (102).
     Sasl {
@@ -578,7 +578,7 @@ impl Response {
     }
 }
 
-/// One result of a multi (14) reply (`zookeeper-reference.md` E.3).
+/// One result of a multi (14) reply (`docs/zookeeper-semantics.md` E.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiResult {
     /// Type 1: the answer to a plain create.
@@ -610,7 +610,7 @@ pub enum MultiResult {
     },
 }
 
-/// One result of a multiRead (22) reply (`zookeeper-reference.md` E.4).
+/// One result of a multiRead (22) reply (`docs/zookeeper-semantics.md` E.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     /// Type 4.
@@ -633,7 +633,7 @@ pub enum ReadResult {
 }
 
 /// An element of a multi list: written behind a `MultiHeader`, the list
-/// closed by the terminator (`zookeeper-reference.md` H.7).
+/// closed by the terminator (`docs/zookeeper-semantics.md` H.7).
 trait MultiItem: Sized {
     /// The `MultiHeader` type and err of this item.
     fn header(&self) -> (i32, i32);
@@ -844,7 +844,7 @@ pub fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
 /// Just the header of a request frame body (the bytes after the length
 /// prefix), e.g. to answer a request that [`decode_request`] rejected with
 /// its xid. Fails only if the body is shorter than 8 bytes (a server then
-/// closes the connection, reference H.9).
+/// closes the connection, docs/zookeeper-semantics.md H.9).
 pub fn decode_request_header(frame_body: &[u8]) -> Result<RequestHeader, DecodeError> {
     Reader::new(frame_body).read_record()
 }
@@ -865,7 +865,7 @@ pub fn decode_request(frame_body: &[u8]) -> Result<(RequestHeader, Request), Dec
 }
 
 /// A complete reply frame. The body is written only when `header.err` is 0:
-/// an error reply is the bare 16-byte header (reference F.1).
+/// an error reply is the bare 16-byte header (docs/zookeeper-semantics.md F.1).
 pub fn encode_reply(header: &ReplyHeader, response: Option<&Response>) -> Vec<u8> {
     let mut w = Writer::framed();
     w.write_record(header);
@@ -899,7 +899,7 @@ pub fn decode_reply(
 }
 
 /// A complete notification frame: `ReplyHeader{-1, zxid, 0}` + the event
-/// (reference D.7; `zxid` is −1 in ZooKeeper 3.8).
+/// (docs/zookeeper-semantics.md D.7; `zxid` is −1 in ZooKeeper 3.8).
 pub fn encode_notification(zxid: i64, event: &WatcherEvent) -> Vec<u8> {
     let mut w = Writer::framed();
     w.write_record(&ReplyHeader {
@@ -922,7 +922,7 @@ pub fn decode_notification(frame_body: &[u8]) -> Result<(i64, WatcherEvent), Dec
     Ok((header.zxid, r.read_record()?))
 }
 
-/// The optional trailing readOnly byte of the handshake (reference H.4).
+/// The optional trailing readOnly byte of the handshake (docs/zookeeper-semantics.md H.4).
 fn read_trailing_bool(r: &mut Reader<'_>) -> Result<Option<bool>, DecodeError> {
     if r.remaining() == 0 {
         return Ok(None);

@@ -3,7 +3,7 @@
 //! client does the reverse with the same types. No I/O happens here; the
 //! `server` and `remote` modules own the sockets.
 //!
-//! References are to sections of `zookeeper-reference.md`.
+//! References are to sections of `docs/zookeeper-semantics.md`.
 //!
 //! # Layout
 //!

@@ -1,10 +1,10 @@
 //! Opcodes, special xids, and the jute records that requests, replies and
-//! the handshake are built from (`zookeeper-reference.md` H.3–H.7).
+//! the handshake are built from (`docs/zookeeper-semantics.md` H.3–H.7).
 
 use super::codec::{DecodeError, Reader, Record, Writer};
 use crate::node::Acl;
 
-/// Operation codes (`zookeeper-reference.md` H.6). The same numbers are the
+/// Operation codes (`docs/zookeeper-semantics.md` H.6). The same numbers are the
 /// `type` of a multi op's `MultiHeader`.
 pub mod opcode {
     /// Watch notification (server to client only, xid −1).
@@ -75,7 +75,7 @@ pub mod opcode {
     pub const ERROR: i32 = -1;
 }
 
-/// Special xids (`zookeeper-reference.md` H.5). Normal requests use xids > 0.
+/// Special xids (`docs/zookeeper-semantics.md` H.5). Normal requests use xids > 0.
 pub mod xid {
     /// A watch notification (server to client).
     pub const NOTIFICATION: i32 = -1;
@@ -117,7 +117,7 @@ impl Record for RequestHeader {
 pub struct ReplyHeader {
     /// The request's xid, or a special xid ([`xid`]).
     pub xid: i32,
-    /// The server's last applied zxid (`zookeeper-reference.md` H.8).
+    /// The server's last applied zxid (`docs/zookeeper-semantics.md` H.8).
     pub zxid: i64,
     /// 0, or the error code; a reply with a non-zero code has no body.
     pub err: i32,
@@ -150,7 +150,7 @@ pub(crate) struct MultiHeader {
 }
 
 impl MultiHeader {
-    /// The end-of-list marker, `ffffffff 01 ffffffff` (`zookeeper-reference.md` H.7).
+    /// The end-of-list marker, `ffffffff 01 ffffffff` (`docs/zookeeper-semantics.md` H.7).
     pub(crate) const TERMINATOR: MultiHeader = MultiHeader {
         op_type: opcode::ERROR,
         done: true,
@@ -176,7 +176,7 @@ impl Record for MultiHeader {
     }
 }
 
-/// The first message of a connection (no header; `zookeeper-reference.md` H.4).
+/// The first message of a connection (no header; `docs/zookeeper-semantics.md` H.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
     /// Always 0; ignored by the server.
@@ -209,7 +209,7 @@ pub struct ConnectResponse {
 }
 
 /// `WatcherEvent{type, state, path}`: the body of a notification
-/// (`zookeeper-reference.md` D.2, D.7).
+/// (`docs/zookeeper-semantics.md` D.2, D.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatcherEvent {
     /// NodeCreated 1, NodeDeleted 2, NodeDataChanged 3, NodeChildrenChanged 4.

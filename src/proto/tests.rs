@@ -1,5 +1,5 @@
 //! Tests across the proto module: round trips of every request and reply,
-//! the exact bytes the reference gives, truncation, and a seeded property
+//! the exact bytes docs/zookeeper-semantics.md gives, truncation, and a seeded property
 //! test over mutated frames (the same property as the fuzz target).
 
 use super::*;
@@ -62,7 +62,7 @@ fn create(kind: CreateKind, path: &str, data: Option<&[u8]>, flags: i32) -> Crea
     }
 }
 
-/// One or more requests of every opcode a client sends (reference H.6).
+/// One or more requests of every opcode a client sends (docs/zookeeper-semantics.md H.6).
 fn sample_requests() -> Vec<Request> {
     let get = |path: &str, watch| GetDataRequest {
         path: path.into(),
@@ -401,7 +401,7 @@ fn every_reply_round_trips() {
 
 #[test]
 fn ping_and_simple_requests_have_exact_bytes() {
-    // Reference: H.5 (ping: xid −2, opcode 11, no body).
+    // Reference: docs/zookeeper-semantics.md H.5 (ping: xid −2, opcode 11, no body).
     assert_eq!(
         encode_request(xid::PING, &Request::Ping),
         hex("00000008 fffffffe 0000000b")
@@ -433,7 +433,7 @@ fn ping_and_simple_requests_have_exact_bytes() {
 
 #[test]
 fn connect_request_matches_the_reference_example() {
-    // Reference: H.4, new session, 30 000 ms: 4 + 45 bytes.
+    // Reference: docs/zookeeper-semantics.md H.4, new session, 30 000 ms: 4 + 45 bytes.
     let bytes = hex(
         "0000002d 00000000 0000000000000000 00007530 0000000000000000 00000010
          00000000000000000000000000000000 00",
@@ -445,7 +445,7 @@ fn connect_request_matches_the_reference_example() {
 
 #[test]
 fn connect_response_matches_the_reference_example() {
-    // Reference: H.4: 4 + 37 bytes.
+    // Reference: docs/zookeeper-semantics.md H.4: 4 + 37 bytes.
     let bytes = hex("00000025 00000000 00007530 0100000a1b2c0000 00000010
          0102030405060708090a0b0c0d0e0f10 00");
     let response = sample_connect_response(Some(false));
@@ -455,7 +455,7 @@ fn connect_response_matches_the_reference_example() {
 
 #[test]
 fn connect_read_only_byte_is_optional() {
-    // Reference: H.4, J.13: old clients omit the byte; it is written only when present.
+    // Reference: docs/zookeeper-semantics.md H.4, J.13: old clients omit the byte; it is written only when present.
     for read_only in [None, Some(false), Some(true)] {
         let frame = encode_connect_request(&sample_connect_request(read_only));
         assert_eq!(frame.len(), if read_only.is_some() { 49 } else { 48 });
@@ -481,7 +481,7 @@ fn connect_read_only_byte_is_optional() {
 
 #[test]
 fn multi_lists_end_with_the_terminator() {
-    // Reference: H.7: `ffffffff 01 ffffffff`, for requests and replies alike.
+    // Reference: docs/zookeeper-semantics.md H.7: `ffffffff 01 ffffffff`, for requests and replies alike.
     let frame = encode_request(3, &Request::Multi(Vec::new()));
     assert_eq!(frame, hex("00000011 00000003 0000000e ffffffff01ffffffff"));
     let frame = encode_request(3, &Request::MultiRead(Vec::new()));
@@ -502,7 +502,7 @@ fn multi_lists_end_with_the_terminator() {
 
 #[test]
 fn multi_ops_carry_their_type_and_err_minus_one() {
-    // Reference: H.7: MultiHeader{type = op, done = false, err = -1} + the op's record.
+    // Reference: docs/zookeeper-semantics.md H.7: MultiHeader{type = op, done = false, err = -1} + the op's record.
     let op = MultiOp::Check(CheckVersionRequest {
         path: "/a".into(),
         version: 2,
@@ -516,7 +516,7 @@ fn multi_ops_carry_their_type_and_err_minus_one() {
 
 #[test]
 fn failed_multi_results_have_the_reference_shape() {
-    // Reference: E.3, J.4: header err 0; ops before the failing one → 0, the
+    // Reference: docs/zookeeper-semantics.md E.3, J.4: header err 0; ops before the failing one → 0, the
     // failing op → its code, ops after → −2; every result is type −1 +
     // ErrorResponse{err}, then the terminator.
     let results = vec![
@@ -544,7 +544,7 @@ fn failed_multi_results_have_the_reference_shape() {
 
 #[test]
 fn multi_success_result_types_follow_the_reference() {
-    // Reference: E.3: create → 1 + path; create2/container/TTL → 15 + path + stat;
+    // Reference: docs/zookeeper-semantics.md E.3: create → 1 + path; create2/container/TTL → 15 + path + stat;
     // delete 2; setData 5 + stat; check 13.
     let results = vec![
         MultiResult::Create { path: "/a".into() },
@@ -561,7 +561,7 @@ fn multi_success_result_types_follow_the_reference() {
 
 #[test]
 fn multi_kinds_cannot_be_mixed() {
-    // Reference: E.1, E.2, H.7: a sub-op outside the multi's kind is a
+    // Reference: docs/zookeeper-semantics.md E.1, E.2, H.7: a sub-op outside the multi's kind is a
     // deserialization failure (the server answers MarshallingError).
     let read_in_write = frame_with_ops(
         opcode::MULTI,
@@ -584,7 +584,7 @@ fn multi_kinds_cannot_be_mixed() {
 
 #[test]
 fn multi_create_flags_must_name_a_mode() {
-    // Reference: A.3: a bad flag inside a multi makes the whole request undeserializable,
+    // Reference: docs/zookeeper-semantics.md A.3: a bad flag inside a multi makes the whole request undeserializable,
     // while a single create with a bad flag decodes (the engine answers BadArguments).
     let mut bad = create(CreateKind::Create, "/a", None, 7);
     let frame = encode_request(1, &Request::Multi(vec![MultiOp::Create(bad.clone())]));
@@ -614,7 +614,7 @@ fn frame_with_ops(multi_opcode: i32, ops: &[(i32, &[u8])]) -> Vec<u8> {
 
 #[test]
 fn unknown_opcodes_are_told_apart_from_malformed_bodies() {
-    // Reference: H.9: unknown opcode → −6 and close; malformed body → −5.
+    // Reference: docs/zookeeper-semantics.md H.9: unknown opcode → −6 and close; malformed body → −5.
     for op in [
         0,
         10,
@@ -649,7 +649,7 @@ fn unknown_opcodes_are_told_apart_from_malformed_bodies() {
 
 #[test]
 fn error_replies_are_header_only() {
-    // Reference: F.1: an error reply is the bare 16-byte header, multi included.
+    // Reference: docs/zookeeper-semantics.md F.1: an error reply is the bare 16-byte header, multi included.
     let header = ReplyHeader {
         xid: 9,
         zxid: 0x30,
@@ -676,7 +676,7 @@ fn error_replies_are_header_only() {
 
 #[test]
 fn add_watch_reply_is_error_response_zero() {
-    // Reference: H.6: addWatch answers ErrorResponse{err = 0}, 4 bytes.
+    // Reference: docs/zookeeper-semantics.md H.6: addWatch answers ErrorResponse{err = 0}, 4 bytes.
     let frame = encode_reply(&reply_header(2), Some(&Response::AddWatch));
     assert_eq!(body(&frame).get(16..), Some(&[0u8, 0, 0, 0][..]));
 }
@@ -690,7 +690,7 @@ fn reply_decoding_needs_a_known_opcode() {
 
 #[test]
 fn null_and_empty_data_stay_distinct() {
-    // Reference: H.2, J.14.
+    // Reference: docs/zookeeper-semantics.md H.2, J.14.
     for data in [None, Some(Vec::new()), Some(b"x".to_vec())] {
         let request = Request::SetData(SetDataRequest {
             path: "/a".into(),
@@ -713,7 +713,7 @@ fn null_and_empty_data_stay_distinct() {
 
 #[test]
 fn null_strings_from_kazoo_read_as_empty() {
-    // Reference: H.2: kazoo encodes an empty string as −1.
+    // Reference: docs/zookeeper-semantics.md H.2: kazoo encodes an empty string as −1.
     let bytes = hex("00000001 00000067 ffffffff");
     assert_eq!(
         decode_request(&bytes).unwrap().1,
@@ -732,7 +732,7 @@ fn null_strings_from_kazoo_read_as_empty() {
 
 #[test]
 fn notifications_round_trip() {
-    // Reference: D.7: ReplyHeader{-1, zxid, 0} + WatcherEvent{type, state, path}.
+    // Reference: docs/zookeeper-semantics.md D.7: ReplyHeader{-1, zxid, 0} + WatcherEvent{type, state, path}.
     let event = WatcherEvent {
         event_type: 4,
         state: 3,

@@ -4,7 +4,7 @@
 //!
 //! The server holds no op semantics: every request goes to the engine. It
 //! owns sockets, the handshake, framing limits, per-connection ordering and
-//! the four-letter words (`zookeeper-reference.md` C, H).
+//! the four-letter words (`docs/zookeeper-semantics.md` C, H).
 //!
 //! # Threads
 //!
@@ -22,7 +22,7 @@
 //! arrive and are group-committed; other requests wait until the
 //! connection's earlier writes are answered. Replies leave in request
 //! order, and a notification never overtakes the reply of a request the
-//! server answered before the change (zookeeper-reference.md D.4).
+//! server answered before the change (docs/zookeeper-semantics.md D.4).
 //!
 //! # Limits
 //!

@@ -11,7 +11,7 @@
 //! request order: a write's by the engine's committer, in queue order,
 //! right after the write is applied; a read's while the read still holds
 //! the state lock, so no notification of a later change can overtake it
-//! (zookeeper-reference.md D.4).
+//! (docs/zookeeper-semantics.md D.4).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -794,7 +794,7 @@ fn multi_error(result: OpResult) -> MultiResult {
 
 /// The engine op for a create request. The opcode, not the flag, makes a
 /// container; flag 4 on create/create2 stores a plain persistent node, and
-/// TTL rules follow reference A.3.
+/// TTL rules follow docs/zookeeper-semantics.md A.3.
 fn create_op(create: CreateRequest) -> std::result::Result<WriteOp, i32> {
     let mode = CreateMode::from_flag(create.flags).ok_or(ErrorKind::BadArguments.code())?;
     let (mode, ttl_ms) = match create.kind {

@@ -1,4 +1,4 @@
-//! Four-letter words (`zookeeper-reference.md` H.11): plain-text answers in
+//! Four-letter words (`docs/zookeeper-semantics.md` H.11): plain-text answers in
 //! ZooKeeper's formats, so monitoring scripts and client libraries that
 //! parse them (kazoo's `server_version()` reads `envi`) work unchanged.
 
@@ -90,7 +90,7 @@ pub(crate) fn answer_unchecked(shared: &Shared, word: &str) -> String {
 }
 
 /// ZooKeeper counts `""` as an alias of `/` in its node map, so a fresh
-/// server reports 5 nodes (reference A.2); report the same.
+/// server reports 5 nodes (docs/zookeeper-semantics.md A.2); report the same.
 pub(crate) fn node_count(shared: &Shared) -> usize {
     shared.keeper.node_count() + 1
 }

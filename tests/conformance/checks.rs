@@ -1,5 +1,5 @@
 //! The checks, each written once against a [`Backend`]. Every check names
-//! the section of `zookeeper-reference.md` it covers.
+//! the section of `docs/zookeeper-semantics.md` it covers.
 
 use std::time::Duration;
 

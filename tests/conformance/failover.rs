@@ -1,5 +1,5 @@
 //! Sessions surviving the loss of a server, and the session rules of
-//! reconnects (`zookeeper-reference.md` C.5, C.6, D.6, I.1).
+//! reconnects (`docs/zookeeper-semantics.md` C.5, C.6, D.6, I.1).
 //!
 //! The failover test runs when `INNKEEPER_ZK_ENSEMBLE` names a 3-server
 //! ensemble and `INNKEEPER_ZK_CTL` names a script with `server-stop N` and

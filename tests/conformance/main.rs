@@ -1,7 +1,7 @@
 //! One conformance suite for every backend of [`Coordinator`].
 //!
 //! Each check is written once against `&dyn Backend` and cites the section
-//! of `zookeeper-reference.md` it checks. The `conformance!` macro turns a
+//! of `docs/zookeeper-semantics.md` it checks. The `conformance!` macro turns a
 //! check into one test per backend:
 //!
 //! * `in_process`: a fresh `Keeper::in_memory()`; always runs.

@@ -1,5 +1,5 @@
 //! Behaviour users rely on, checked through the public API of an in-memory
-//! keeper with a manual clock. Each test cites the reference section it checks.
+//! keeper with a manual clock. Each test cites the section of docs/zookeeper-semantics.md it checks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ fn keeper() -> (Keeper, ManualClock) {
 
 #[test]
 fn sequential_names_count_every_child_create() {
-    // Reference: zookeeper-reference.md A.5 and B.3; the example.
+    // Reference: docs/zookeeper-semantics.md A.5 and B.3; the example.
     let (keeper, _) = keeper();
     let s = keeper.session().unwrap();
     s.create("/p", b"", CreateMode::Persistent).unwrap();
@@ -99,7 +99,7 @@ fn concurrent_sequential_creates_are_unique_and_gapless() {
 
 #[test]
 fn stat_fields_follow_zookeeper() {
-    // Reference: zookeeper-reference.md B.2.
+    // Reference: docs/zookeeper-semantics.md B.2.
     let (keeper, clock) = keeper();
     let s = keeper.session().unwrap();
     let (_, created) = s
@@ -164,7 +164,7 @@ fn stat_fields_follow_zookeeper() {
 
 #[test]
 fn errors_are_typed_and_change_nothing() {
-    // Reference: zookeeper-reference.md A.1, A.4, F.2.
+    // Reference: docs/zookeeper-semantics.md A.1, A.4, F.2.
     let (keeper, _) = keeper();
     let s = keeper.session().unwrap();
     let before = keeper.last_zxid();
@@ -239,7 +239,7 @@ fn errors_are_typed_and_change_nothing() {
 
 #[test]
 fn ephemerals_have_no_children_and_die_with_their_session() {
-    // Reference: zookeeper-reference.md A.3, C.4.
+    // Reference: docs/zookeeper-semantics.md A.3, C.4.
     let (keeper, _) = keeper();
     let owner = keeper.session().unwrap();
     let observer = keeper.session().unwrap();
@@ -267,7 +267,7 @@ fn ephemerals_have_no_children_and_die_with_their_session() {
 
 #[test]
 fn hung_sessions_expire_on_the_manual_clock() {
-    // Reference: zookeeper-reference.md C.3, C.4.
+    // Reference: docs/zookeeper-semantics.md C.3, C.4.
     let (keeper, clock) = keeper();
     let alive = keeper
         .session_with_timeout(Duration::from_millis(500))
@@ -326,7 +326,7 @@ fn expire_on_demand_fires_watches_and_reports_expired() {
 
 #[test]
 fn containers_and_ttl_nodes_are_reaped_on_ticks() {
-    // Reference: zookeeper-reference.md A.6.
+    // Reference: docs/zookeeper-semantics.md A.6.
     let (keeper, clock) = keeper();
     let s = keeper.session().unwrap();
     s.create("/c", b"", CreateMode::Container).unwrap();
@@ -361,7 +361,7 @@ fn containers_and_ttl_nodes_are_reaped_on_ticks() {
 
 #[test]
 fn failed_multi_changes_nothing_and_is_shaped_like_zookeeper() {
-    // Reference: zookeeper-reference.md E.1, E.3.
+    // Reference: docs/zookeeper-semantics.md E.1, E.3.
     let (keeper, _) = keeper();
     let s = keeper.session().unwrap();
     let before = keeper.last_zxid();
@@ -407,7 +407,7 @@ fn failed_multi_changes_nothing_and_is_shaped_like_zookeeper() {
 
 #[test]
 fn watch_events_precede_the_next_reply_and_come_in_zxid_order() {
-    // Reference: zookeeper-reference.md D.4.
+    // Reference: docs/zookeeper-semantics.md D.4.
     let (keeper, _) = keeper();
     let writer = keeper.session().unwrap();
     let reader = keeper.session().unwrap();
@@ -443,7 +443,7 @@ fn watch_events_precede_the_next_reply_and_come_in_zxid_order() {
 
 #[test]
 fn persistent_and_recursive_watches() {
-    // Reference: zookeeper-reference.md D.2.
+    // Reference: docs/zookeeper-semantics.md D.2.
     let (keeper, _) = keeper();
     let s = keeper.session().unwrap();
     let (w, events) = Watcher::channel();
@@ -511,7 +511,7 @@ fn callbacks_run_off_the_engine_lock_and_may_call_back() {
 
 #[test]
 fn a_session_expires_at_its_tick_rounded_deadline() {
-    // Reference: zookeeper-reference.md C.3. ZooKeeper's deadline is the
+    // Reference: docs/zookeeper-semantics.md C.3. ZooKeeper's deadline is the
     // last touch plus the timeout, rounded up to the next multiple of the
     // tick; it expires exactly then, not a tick later.
     let clock = ManualClock::new(T0 + 500);
@@ -566,7 +566,7 @@ fn exists_needs_no_read_permission() {
 
 #[test]
 fn acls_are_enforced_per_op() {
-    // Reference: zookeeper-reference.md G.
+    // Reference: docs/zookeeper-semantics.md G.
     let (keeper, _) = keeper();
     let alice = keeper.session().unwrap();
     let bob = keeper.session().unwrap();
@@ -617,7 +617,7 @@ fn acls_are_enforced_per_op() {
 
 #[test]
 fn reads_of_system_nodes_match_zookeeper() {
-    // Reference: zookeeper-reference.md A.2.
+    // Reference: docs/zookeeper-semantics.md A.2.
     let (keeper, _) = keeper();
     let s = keeper.session().unwrap();
     assert_eq!(s.get_children("/").unwrap(), vec!["zookeeper".to_string()]);
@@ -655,7 +655,7 @@ fn closed_sessions_refuse_work_and_timeouts_are_negotiated() {
 
 #[test]
 fn event_filtering_by_read_permission_is_a_choice() {
-    // Reference: zookeeper-reference.md D.3 (ZOOKEEPER-4799, 3.8.4). The
+    // Reference: docs/zookeeper-semantics.md D.3 (ZOOKEEPER-4799, 3.8.4). The
     // recorded 3.8.0 traces deliver such events, so filtering is opt-in.
     for filter in [false, true] {
         let keeper = Keeper::builder()
@@ -687,7 +687,7 @@ fn event_filtering_by_read_permission_is_a_choice() {
 
 #[test]
 fn a_stale_handle_does_not_close_a_resumed_session() {
-    // Reference: zookeeper-reference.md C.5: a resume takes the session over;
+    // Reference: docs/zookeeper-semantics.md C.5: a resume takes the session over;
     // the older handle no longer speaks for it.
     let (keeper, _) = keeper();
     let old = keeper.session().unwrap();

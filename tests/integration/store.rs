@@ -226,7 +226,7 @@ fn a_resumed_sessions_new_timeout_survives_a_restart() {
 fn containers_and_ttl_nodes_are_still_reaped_after_a_restart() {
     // The tree's container and TTL indexes are rebuilt from the node kinds,
     // whether the nodes come back from the log or from a snapshot.
-    // Reference: zookeeper-reference.md A.6.
+    // Reference: docs/zookeeper-semantics.md A.6.
     for from_snapshot in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(T0);

@@ -408,7 +408,7 @@ impl Replay {
             .zip(sub_ops)
             .map(|(r, o)| match r {
                 // A container create travels as createContainer (19), whose
-                // result carries a Stat (reference E.3).
+                // result carries a Stat (docs/zookeeper-semantics.md E.3).
                 OpResult::Create { path, stat } if o["mode"] == "CONTAINER" => {
                     json!({"type": "create", "path": rel(path), "stat": self.norm.stat(stat)})
                 }

@@ -5,7 +5,7 @@ zkCli (the Java client 3.8) sets data, child, exist and persistent-recursive
 watches, then the proxy cuts its connection. While it is disconnected a kazoo
 client changes the watched nodes directly on the server. zkCli reconnects
 with the same session, its last zxid and SetWatches2, and must see the
-catch-up events (reference D.6). The normalised transcript is printed, so
+catch-up events (docs/zookeeper-semantics.md D.6). The normalised transcript is printed, so
 `.ci/interop.sh` can diff innkeeper's against ZooKeeper's.
 
 Usage: zkcli_reconnect.py --port SERVER_PORT

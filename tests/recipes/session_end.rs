@@ -1,4 +1,4 @@
-//! What recipes rely on when a session ends (zookeeper-reference.md C.4,
+//! What recipes rely on when a session ends (docs/zookeeper-semantics.md C.4,
 //! C.6): an expired session's watchers are all told `Expired`, which is
 //! how a recipe blocked on a watch learns that its session is gone.
 

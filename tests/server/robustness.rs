@@ -25,7 +25,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn malformed_body_gets_marshalling_error_and_the_connection_stays() {
-    // Reference: H.9 (malformed body → −5, keep the connection).
+    // Reference: docs/zookeeper-semantics.md H.9 (malformed body → −5, keep the connection).
     let (_keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     // getData header, then a string length running past the frame.
@@ -41,7 +41,7 @@ fn malformed_body_gets_marshalling_error_and_the_connection_stays() {
 
 #[test]
 fn unknown_opcode_closes_the_connection_but_not_the_session() {
-    // Reference: H.9, J.24.
+    // Reference: docs/zookeeper-semantics.md H.9, J.24.
     let (_keeper, server) = server();
     let addr = server.local_addr();
     let mut c = Client::connect(addr);
@@ -65,7 +65,7 @@ fn unknown_opcode_closes_the_connection_but_not_the_session() {
 
 #[test]
 fn truncated_header_and_oversized_frames_close_silently() {
-    // Reference: H.1, H.9.
+    // Reference: docs/zookeeper-semantics.md H.1, H.9.
     let (_keeper, server) = server_with(ServerConfig {
         frame_len_max: 4096,
         ..ServerConfig::default()
@@ -105,7 +105,7 @@ fn garbage_instead_of_a_handshake_is_closed() {
 
 #[test]
 fn half_a_frame_then_silence_holds_nothing() {
-    // Reference: H.9 (sessionless connections closed after a timeout).
+    // Reference: docs/zookeeper-semantics.md H.9 (sessionless connections closed after a timeout).
     let (_keeper, server) = server_with(ServerConfig {
         handshake_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
@@ -186,7 +186,7 @@ fn a_client_that_never_reads_is_disconnected() {
 
 #[test]
 fn connections_per_address_are_limited() {
-    // Reference: H.9 (maxClientCnxns).
+    // Reference: docs/zookeeper-semantics.md H.9 (maxClientCnxns).
     let (_keeper, server) = server_with(ServerConfig {
         connections_per_ip_max: 2,
         ..ServerConfig::default()

@@ -37,7 +37,7 @@ fn set(path: &str, data: &[u8], version: i32) -> Request {
 
 #[test]
 fn create_get_set_delete_round_trip() {
-    // Reference: H.6 layouts; A.7 null vs empty data; B.2 version bumps.
+    // Reference: docs/zookeeper-semantics.md H.6 layouts; A.7 null vs empty data; B.2 version bumps.
     let (_keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     let (h, r) = c.call(&create(CreateKind::Create, "/a", Some(b"one"), 0));
@@ -90,7 +90,7 @@ fn server_zxid(c: &mut Client) -> i64 {
 
 #[test]
 fn create_and_create2_replies_differ_and_error_replies_have_no_body() {
-    // Reference: H.6 (create → path, create2/container → path + stat), J.6.
+    // Reference: docs/zookeeper-semantics.md H.6 (create → path, create2/container → path + stat), J.6.
     let (_keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     c.send(&create(CreateKind::Create, "/p", Some(b""), 0));
@@ -127,7 +127,7 @@ fn create_and_create2_replies_differ_and_error_replies_have_no_body() {
 
 #[test]
 fn failed_multi_is_header_ok_with_per_op_results_byte_for_byte() {
-    // Reference: E.1, E.3, J.4.
+    // Reference: docs/zookeeper-semantics.md E.1, E.3, J.4.
     let (_keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     c.call(&create(CreateKind::Create, "/m", Some(b""), 0));
@@ -205,7 +205,7 @@ fn failed_multi_is_header_ok_with_per_op_results_byte_for_byte() {
 
 #[test]
 fn notifications_precede_the_next_reply() {
-    // Reference: D.4, J.9 — the watcher's event before any later reply on
+    // Reference: docs/zookeeper-semantics.md D.4, J.9 — the watcher's event before any later reply on
     // its connection, and the writer's own event before its write reply.
     let (_keeper, server) = server();
     let addr = server.local_addr();
@@ -262,7 +262,7 @@ fn notifications_precede_the_next_reply() {
 
 #[test]
 fn ping_whoami_auth_and_misc_ops() {
-    // Reference: H.5 (ping −2, auth −4 with zxid 0), G.3 (ip identity), F.2.
+    // Reference: docs/zookeeper-semantics.md H.5 (ping −2, auth −4 with zxid 0), G.3 (ip identity), F.2.
     let (_keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     let (h, r) = c.call(&Request::Ping);
@@ -343,7 +343,7 @@ fn ping_whoami_auth_and_misc_ops() {
 
 #[test]
 fn close_session_replies_then_closes_and_removes_ephemerals() {
-    // Reference: C.4.
+    // Reference: docs/zookeeper-semantics.md C.4.
     let (keeper, server) = server();
     let mut c = Client::connect(server.local_addr());
     c.call(&create(CreateKind::Create, "/e", None, 1));
@@ -356,7 +356,7 @@ fn close_session_replies_then_closes_and_removes_ephemerals() {
 
 #[test]
 fn resume_with_id_and_password_keeps_the_session_and_closes_the_old_connection() {
-    // Reference: C.1.6, C.5.
+    // Reference: docs/zookeeper-semantics.md C.1.6, C.5.
     let (keeper, server) = server();
     let addr = server.local_addr();
     let mut first = Client::connect(addr);
@@ -391,7 +391,7 @@ fn resume_with_id_and_password_keeps_the_session_and_closes_the_old_connection()
 
 #[test]
 fn expired_or_unknown_session_gets_the_expired_answer_then_close() {
-    // Reference: C.5, J.11, J.13 (no readOnly byte unless the request had one).
+    // Reference: docs/zookeeper-semantics.md C.5, J.11, J.13 (no readOnly byte unless the request had one).
     let (_keeper, server) = server();
     let addr = server.local_addr();
     let owner = Client::connect(addr);
@@ -435,7 +435,7 @@ fn expired_or_unknown_session_gets_the_expired_answer_then_close() {
 
 #[test]
 fn client_zxid_ahead_of_the_server_is_closed_without_reply() {
-    // Reference: C.1.3, J.12.
+    // Reference: docs/zookeeper-semantics.md C.1.3, J.12.
     let (_keeper, server) = server();
     let mut c = Client::raw(server.local_addr());
     let resp = c.handshake(&ConnectRequest {
@@ -451,7 +451,7 @@ fn client_zxid_ahead_of_the_server_is_closed_without_reply() {
 
 #[test]
 fn session_expiry_closes_the_socket_and_fires_other_watches() {
-    // Reference: C.3, C.4, J.23.
+    // Reference: docs/zookeeper-semantics.md C.3, C.4, J.23.
     let (_keeper, server) = server();
     let addr = server.local_addr();
     let mut doomed = Client::connect_with(addr, 200);
@@ -495,7 +495,7 @@ fn an_expiring_session_is_closed_without_its_own_ephemerals_deletion() {
 
 #[test]
 fn an_unpinged_session_is_closed_by_its_tick_rounded_deadline() {
-    // Reference: C.3. With the system clock, a session that sends nothing
+    // Reference: docs/zookeeper-semantics.md C.3. With the system clock, a session that sends nothing
     // expires at last touch + timeout rounded up to the next tick, as
     // ZooKeeper's does: within timeout + one tick (plus scheduling slack),
     // never timeout + two ticks. A bound, not a timing figure.
@@ -518,7 +518,7 @@ fn an_unpinged_session_is_closed_by_its_tick_rounded_deadline() {
 
 #[test]
 fn four_letter_words_answer_raw_text_and_respect_the_whitelist() {
-    // Reference: H.11.
+    // Reference: docs/zookeeper-semantics.md H.11.
     let (_keeper, server) = server();
     let addr = server.local_addr();
     assert_eq!(four_letter(addr, "ruok"), "imok");
@@ -550,7 +550,7 @@ fn four_letter_words_answer_raw_text_and_respect_the_whitelist() {
 
 #[test]
 fn set_watches_after_reconnect_catches_up_before_its_reply() {
-    // Reference: D.6, J.10 — changed nodes notify at once (before the
+    // Reference: docs/zookeeper-semantics.md D.6, J.10 — changed nodes notify at once (before the
     // SetWatches reply, which echoes the xid); unchanged ones re-register.
     let (_keeper, server) = server();
     let addr = server.local_addr();
@@ -600,7 +600,7 @@ fn set_watches_after_reconnect_catches_up_before_its_reply() {
 
 #[test]
 fn super_digest_bypasses_acls() {
-    // Reference: G.2, G.3 (super via superDigest).
+    // Reference: docs/zookeeper-semantics.md G.2, G.3 (super via superDigest).
     use innkeeper::{digest_id, Id, Perms};
     let keeper = crate::client::keeper_builder()
         .super_digest(digest_id("root", "pw"))
@@ -633,7 +633,7 @@ fn super_digest_bypasses_acls() {
 
 #[test]
 fn multi_read_acl_ops_and_ttl_with_extended_types() {
-    // Reference: E.4 (multiRead: per-op results, no atomicity), G.4, A.3.
+    // Reference: docs/zookeeper-semantics.md E.4 (multiRead: per-op results, no atomicity), G.4, A.3.
     let keeper = crate::client::keeper_builder()
         .extended_types(true)
         .build()
