@@ -68,6 +68,11 @@ const SET_WATCHES_BYTES_MAX: usize = 128 * 1024;
 /// takes a round trip or two. An explicit connect timeout is honoured as given.
 pub(crate) const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(2);
 
+/// How long [`RemoteSession::close`] on a disconnected session waits for a
+/// reconnect to send the close; past it, close fails with ConnectionLoss and
+/// the server expires the session on its own.
+const CLOSE_RECONNECT_MAX: Duration = Duration::from_millis(2500);
+
 /// How long [`RemoteSession::close`] waits for the background thread to
 /// finish. A thread still blocked in a name lookup or a TCP connect after
 /// that is left to end on its own: it touches nothing once the session is closed.
@@ -634,7 +639,8 @@ impl RemoteSession {
 
     /// Closes the session: the ensemble deletes its ephemerals. Closing
     /// twice, or after expiry, is fine. While disconnected it waits for
-    /// the reconnect (up to the request timeout), as the Java client does.
+    /// the reconnect up to 2.5 s (or the request timeout, if shorter); past
+    /// that it fails with ConnectionLoss and the server expires the session.
     /// Fails only when the close request got no answer (the session then
     /// expires on its own).
     pub fn close(&self) -> Result<()> {
@@ -647,7 +653,14 @@ impl RemoteSession {
             KeeperState::SyncConnected
             | KeeperState::ConnectedReadOnly
             | KeeperState::Disconnected => {
-                let deadline = Instant::now() + self.inner.request_timeout();
+                // While disconnected, wait for the reconnect only briefly, so
+                // close stays prompt when no server answers (issue 15).
+                let wait = if state == KeeperState::Disconnected {
+                    self.inner.request_timeout().min(CLOSE_RECONNECT_MAX)
+                } else {
+                    self.inner.request_timeout()
+                };
+                let deadline = Instant::now() + wait;
                 match self.inner.call_until(Request::CloseSession, None, deadline) {
                     Ok(_) => Ok(()),
                     // It expired while disconnected: nothing to close.
