@@ -227,3 +227,39 @@ fn connection_errors_are_logged_at_warn() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn filter_events_by_acl_keeps_events_from_sessions_without_read() {
+    // Reference: docs/zookeeper-semantics.md D.3 (ZOOKEEPER-4799): with the
+    // flag, a change reaches only sessions that may READ the node.
+    use innkeeper::{Acl, AddWatchMode, Coordinator, CreateOptions, Perms, RemoteSession, Watcher};
+    use std::time::Duration;
+    for filter in [false, true] {
+        let args: &[&str] = if filter {
+            &["--in-memory", "--filter-events-by-acl"]
+        } else {
+            &["--in-memory"]
+        };
+        let server = Server::start(args);
+        let owner = RemoteSession::connect(&server.addr, Duration::from_secs(10)).unwrap();
+        let other = RemoteSession::connect(&server.addr, Duration::from_secs(10)).unwrap();
+        owner.add_auth("digest", b"o:pw").unwrap();
+        let options = CreateOptions::new(innkeeper::CreateMode::Persistent).acl(vec![Acl::digest(
+            Perms::ALL,
+            "o",
+            "pw",
+        )]);
+        owner.create_with("/secret", Some(b""), &options).unwrap();
+        let (watcher, events) = Watcher::channel();
+        other
+            .add_watch("/secret", AddWatchMode::Persistent, &watcher)
+            .unwrap();
+        owner.set_data("/secret", b"x", -1).unwrap();
+        // A notification precedes every later reply on its connection, so
+        // once this read is answered an unfiltered event has arrived.
+        other.sync("/").unwrap();
+        other.exists("/").unwrap();
+        let got = events.drain().len();
+        assert_eq!(got, if filter { 0 } else { 1 }, "filter {filter}");
+    }
+}

@@ -164,6 +164,12 @@ pub struct ServeArgs {
     #[arg(long, requires = "jaas")]
     sasl_required: bool,
 
+    /// Send a watch event only to sessions that may READ the changed node
+    /// (ZooKeeper 3.8.4+, ZOOKEEPER-4799 / CVE-2024-23944, also patched into
+    /// Debian's 3.8.0). Off by default, as in upstream 3.8.0.
+    #[arg(long)]
+    filter_events_by_acl: bool,
+
     /// Deliberately broken, for tests only: acknowledge writes before they
     /// are written, writing them every N batches, so a kill loses
     /// acknowledged writes (`tests/linearizability` shows it is caught).
@@ -508,6 +514,7 @@ fn open_keeper(args: &ServeArgs, settings: &Settings) -> innkeeper::Result<(Keep
     let mut builder = Keeper::builder()
         .tick(tick)
         .extended_types(args.extended_types)
+        .filter_events_by_acl(args.filter_events_by_acl)
         .reap_interval(Duration::from_millis(args.reap_interval_ms))
         // ZooKeeper bounds node data only through the frame size (A.7).
         .data_limit(settings.max_frame_bytes)
