@@ -65,6 +65,7 @@
 //! connection, and is tested with truncated, oversized and random frames.
 
 mod api;
+mod change;
 mod clock;
 mod engine;
 mod error;

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use crate::change::Change;
 use crate::node::{Acl, Stat};
 use crate::session::SessionTable;
 use crate::tree::Tree;
 use crate::txn::{Txn, TxnOp};
-use crate::watch::Change;
 
 /// Everything a txn can change.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::change::Change;
 use crate::path;
 
 /// A watch entry's mode.
@@ -298,17 +299,6 @@ impl WatchTable {
         ids.sort_unstable();
         ids
     }
-}
-
-/// What an applied txn changed, in apply order; watches turn it into events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A node was created.
-    Created(String),
-    /// A node was deleted.
-    Deleted(String),
-    /// A node's data was set.
-    DataChanged(String),
 }
 
 #[cfg(test)]
