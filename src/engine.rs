@@ -801,40 +801,6 @@ impl Engine {
         })
     }
 
-    /// `exists`: the Stat, or `None`; a watch is set either way (D.1).
-    /// Needs no permission, as in ZooKeeper 3.8.
-    pub(crate) fn exists(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-        watch: Option<&dyn Fn(bool)>,
-    ) -> Result<Option<Stat>> {
-        self.reader(session_id)?.exists(identities, p, watch)
-    }
-
-    /// `getData`.
-    pub(crate) fn get_data(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-        watch: Option<&dyn Fn(bool)>,
-    ) -> Result<DataAndStat> {
-        self.reader(session_id)?.get_data(identities, p, watch)
-    }
-
-    /// `getChildren2`: names (sorted) and the parent's Stat.
-    pub(crate) fn get_children(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-        watch: Option<&dyn Fn(bool)>,
-    ) -> Result<(Vec<String>, Stat)> {
-        self.reader(session_id)?.get_children(identities, p, watch)
-    }
-
     /// Registers a one-shot watch (server side, then client side through
     /// `register`) while the caller still holds the state read lock.
     fn watch_standard(
@@ -851,32 +817,6 @@ impl Engine {
                 .add(table, p, session_id, WatchMode::Standard);
             register(exists);
         }
-    }
-
-    /// `getACL`: needs READ or ADMIN; digest ids are masked without ADMIN.
-    pub(crate) fn get_acl(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-    ) -> Result<(Vec<Acl>, Stat)> {
-        self.reader(session_id)?.get_acl(identities, p)
-    }
-
-    /// `getAllChildrenNumber`.
-    pub(crate) fn get_all_children_number(
-        &self,
-        session_id: i64,
-        identities: &[Id],
-        p: &str,
-    ) -> Result<u64> {
-        self.reader(session_id)?
-            .get_all_children_number(identities, p)
-    }
-
-    /// `getEphemerals`: the caller's own, filtered by string prefix.
-    pub(crate) fn get_ephemerals(&self, session_id: i64, prefix: &str) -> Result<Vec<String>> {
-        Ok(self.reader(session_id)?.get_ephemerals(prefix))
     }
 
     /// `sync`: nothing to wait for in one process; checks the session.
@@ -1283,8 +1223,8 @@ fn spawn_ticker(engine: Weak<Engine>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Coordinator, Keeper};
     use crate::node::CreateMode;
+    use crate::{Coordinator, Keeper};
 
     fn create(path: &str) -> Write {
         Write::Op(WriteOp::Create {

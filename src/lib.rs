@@ -67,12 +67,17 @@
 mod api;
 mod change;
 mod clock;
+mod coordinator;
 mod engine;
 mod error;
 mod event;
+mod front;
 mod javaorder;
+mod keeper;
+mod local;
 mod metrics;
 mod node;
+mod ops;
 pub mod path;
 mod prep;
 mod random;
@@ -92,16 +97,17 @@ pub mod proto;
 pub mod server;
 mod tls;
 
-pub use api::{
-    wait_event, ClientInfo, Coordinator, CreateOptions, Keeper, KeeperBuilder, Op, OpResult,
-    ReadOp, ReadResult, Session,
-};
+pub use api::wait_event;
 pub use clock::{Clock, ManualClock, SystemClock, TimeListener};
+pub use coordinator::{ClientInfo, Coordinator};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     AddWatchMode, EventType, KeeperState, WatchReceiver, WatchedEvent, Watcher, WatcherType,
 };
+pub use keeper::{Keeper, KeeperBuilder};
+pub use local::Session;
 pub use node::{digest_id, Acl, CreateMode, Id, Perms, Stat};
+pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 pub use remote::{RemoteBuilder, RemoteSession};
 #[doc(hidden)]
 pub use store::{fuzz_decode, SnapshotCrash, StoreFaults};

@@ -77,19 +77,6 @@ pub enum WriteOp {
     },
 }
 
-impl WriteOp {
-    /// The path the op names.
-    pub fn path(&self) -> &str {
-        match self {
-            WriteOp::Create { path, .. }
-            | WriteOp::Delete { path, .. }
-            | WriteOp::SetData { path, .. }
-            | WriteOp::SetAcl { path, .. }
-            | WriteOp::Check { path, .. } => path,
-        }
-    }
-}
-
 /// Who asks: the session and its identities.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {

@@ -31,15 +31,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
-use crate::api::{ClientInfo, Coordinator, CreateOptions, Op, OpResult, ReadOp, ReadResult};
+use crate::coordinator::{ClientInfo, Coordinator};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
     AddWatchMode, ClientWatches, Delivery, Dispatch, EventType, KeeperState, Registration,
     WatchedEvent, Watcher, WatcherType,
 };
 use crate::node::{Acl, CreateMode, Stat};
+use crate::ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 use crate::path;
-use crate::prep::WriteOp;
 use crate::proto::{
     self, xid, CheckVersionRequest, ConnectRequest, CreateKind, CreateRequest, DeleteRequest,
     FrameSplitter, GetChildrenRequest, GetDataRequest, MultiOp, MultiResult, Request, Response,
@@ -790,23 +790,25 @@ impl RemoteSession {
 
     fn multi_op(&self, op: &Op) -> Result<MultiOp> {
         Ok(match op {
-            WriteOp::Create {
+            Op::Create {
                 path,
                 data,
-                acl,
-                mode,
-                ttl_ms,
-            } => {
-                MultiOp::Create(self.create_request(path, data.as_deref(), acl, *mode, *ttl_ms)?)
-            }
-            WriteOp::Delete { path, version } => {
+                options,
+            } => MultiOp::Create(self.create_request(
+                path,
+                data.as_deref(),
+                &options.acl,
+                options.mode,
+                options.ttl_ms(),
+            )?),
+            Op::Delete { path, version } => {
                 path::validate(path)?;
                 MultiOp::Delete(DeleteRequest {
                     path: self.server_path(path),
                     version: *version,
                 })
             }
-            WriteOp::SetData {
+            Op::SetData {
                 path,
                 data,
                 version,
@@ -819,16 +821,12 @@ impl RemoteSession {
                     version: *version,
                 })
             }
-            WriteOp::Check { path, version } => {
+            Op::Check { path, version } => {
                 path::validate(path)?;
                 MultiOp::Check(CheckVersionRequest {
                     path: self.server_path(path),
                     version: *version,
                 })
-            }
-            WriteOp::SetAcl { path, .. } => {
-                return Err(Error::with_path(ErrorKind::BadArguments, path.as_str())
-                    .detail("setACL cannot be part of a multi"))
             }
         })
     }
@@ -1601,10 +1599,8 @@ impl Coordinator for RemoteSession {
         data: Option<&[u8]>,
         options: &CreateOptions,
     ) -> Result<(String, Stat)> {
-        let ttl_ms = options
-            .ttl
-            .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
-        let request = self.create_request(path, data, &options.acl, options.mode, ttl_ms)?;
+        let request =
+            self.create_request(path, data, &options.acl, options.mode, options.ttl_ms())?;
         match self.call_at(path, Request::Create(request), None)? {
             Response::Create2 { path, stat } => Ok((self.client_path(&path), stat)),
             Response::Create { path } => Ok((self.client_path(&path), Stat::default())),

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::api::Keeper;
+use crate::keeper::Keeper;
 use conn::{Conn, Wakeup};
 
 /// Which four-letter words a server answers (ZooKeeper's

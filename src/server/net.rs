@@ -26,6 +26,7 @@ use super::pipeline::Pipeline;
 use super::{words, Shared};
 use crate::engine::{EventSink, SessionHooks, Write, Written};
 use crate::error::ErrorKind;
+use crate::front::Front;
 use crate::node::Id;
 use crate::proto::{
     decode_connect_request, encode_connect_response, four_letter_word, ConnectResponse,
@@ -516,12 +517,8 @@ fn take_frames(shared: &Arc<Shared>, sock: &mut Sock) -> Result<bool, &'static s
             return Ok(false);
         };
         shared.claim_session(session_id, &sock.conn);
-        sock.phase = Phase::Session(Pipeline::new(
-            shared.clone(),
-            sock.conn.clone(),
-            hooks.clone(),
-            session_id,
-        ));
+        let front = Front::new(shared.keeper.engine.clone(), session_id, hooks.clone());
+        sock.phase = Phase::Session(Pipeline::new(shared.clone(), sock.conn.clone(), front));
     }
     if let Phase::Session(pipeline) = &mut sock.phase {
         if sock.grown && sock.splitter.pending().is_empty() {

@@ -16,23 +16,20 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 use super::Shared;
-use crate::api::{client_infos, failed_multi, OpResult};
-use crate::engine::{Completion, Engine, Reader, SessionHooks, Write, Written};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind};
+use crate::event::WatcherType;
+use crate::front::{self, Front, Read};
 use crate::node::{CreateMode, Id};
-use crate::prep::{digest_identity, WriteOp};
+use crate::ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 use crate::proto::{
-    decode_request, decode_request_header, encode_reply, opcode, ClientInfo, CreateKind,
-    CreateRequest, DecodeErrorKind, MultiOp, MultiResult, ReadOp, ReadResult, ReplyHeader, Request,
-    Response,
+    self, decode_request, decode_request_header, encode_reply, opcode, ClientInfo, CreateKind,
+    CreateRequest, DecodeErrorKind, MultiOp, MultiResult, ReplyHeader, Request, Response,
 };
 use crate::sasl::DigestServer;
-use crate::state::OpOutcome;
-use crate::watch::Table;
 
 /// ZooKeeper's `SessionClosedRequireSaslAuth`: a request before the SASL
 /// login a server with `sessionRequireClientSASLAuth` demands.
@@ -53,59 +50,38 @@ fn code(e: &Error) -> i32 {
     e.kind().code()
 }
 
-/// How a write's engine result becomes its reply.
-enum Shape {
-    Create(CreateKind),
-    Delete,
-    SetData,
-    SetAcl,
-    Check,
+/// A write for the engine, with what its reply needs of the request.
+enum WireWrite {
+    Create(front::Create, CreateKind),
+    Delete(front::Delete),
+    SetData(front::SetData),
+    SetAcl(front::SetAcl),
+    Check(front::Check),
     /// Per op: the create kind (create vs create2 results), if a create.
-    Multi(Vec<Option<CreateKind>>),
+    Multi(front::Multi, Vec<Option<CreateKind>>),
     Close,
 }
 
-impl Shape {
-    fn answer(&self, result: Result<Written>) -> Answer {
-        let written = result.map_err(|e| code(&e))?;
-        let system = ErrorKind::SystemError.code();
-        match (self, written) {
-            (Shape::Create(kind), Written::Op(OpOutcome::Created(path, stat))) => Ok(match kind {
-                CreateKind::Create => Response::Create { path },
-                _ => Response::Create2 { path, stat },
-            }),
-            (Shape::Delete | Shape::Check, Written::Op(_)) => Ok(Response::Empty),
-            (Shape::SetData, Written::Op(OpOutcome::DataSet(stat))) => {
-                Ok(Response::SetData { stat })
-            }
-            (Shape::SetAcl, Written::Op(OpOutcome::AclSet(stat))) => Ok(Response::SetAcl { stat }),
-            (Shape::Multi(kinds), Written::Multi(Ok(outcomes))) => Ok(Response::Multi(
-                outcomes
-                    .into_iter()
-                    .zip(kinds)
-                    .map(|(outcome, kind)| match outcome {
-                        OpOutcome::Created(path, stat) => match kind {
-                            Some(CreateKind::Create) => MultiResult::Create { path },
-                            _ => MultiResult::Create2 { path, stat },
-                        },
-                        OpOutcome::Deleted => MultiResult::Delete,
-                        OpOutcome::DataSet(stat) | OpOutcome::AclSet(stat) => {
-                            MultiResult::SetData { stat }
-                        }
-                        OpOutcome::Checked | OpOutcome::Session => MultiResult::Check,
-                    })
-                    .collect(),
-            )),
-            (Shape::Multi(kinds), Written::Multi(Err((idx, e)))) => Ok(Response::Multi(
-                failed_multi(kinds.len(), idx, e.kind())
-                    .into_iter()
-                    .map(multi_error)
-                    .collect(),
-            )),
-            (Shape::Close, _) => Ok(Response::Empty),
-            _ => Err(system),
-        }
-    }
+/// A multi's results as its reply: create or create2 results per the op's
+/// kind; a failed multi's results are all errors (0 for the rolled back).
+fn multi_reply(results: Vec<OpResult>, kinds: &[Option<CreateKind>]) -> Response {
+    Response::Multi(
+        results
+            .into_iter()
+            .zip(kinds)
+            .map(|(result, kind)| match result {
+                OpResult::Create { path, stat } => match kind {
+                    Some(CreateKind::Create) => MultiResult::Create { path },
+                    _ => MultiResult::Create2 { path, stat },
+                },
+                OpResult::Delete => MultiResult::Delete,
+                OpResult::SetData { stat } => MultiResult::SetData { stat },
+                OpResult::Check => MultiResult::Check,
+                OpResult::RolledBack => MultiResult::Error { err: 0 },
+                OpResult::Error(kind) => MultiResult::Error { err: kind.code() },
+            })
+            .collect(),
+    )
 }
 
 /// What a reply needs to know of its request.
@@ -125,7 +101,7 @@ struct Item {
 
 enum Kind {
     /// Handed to the engine's commit pipeline.
-    Write(Write, Shape),
+    Write(WireWrite),
     /// Answered here or by a read.
     Other(Request),
     /// Answered without the engine (a request that did not decode, or a
@@ -144,8 +120,7 @@ enum Kind {
 pub(crate) struct Pipeline {
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    hooks: Arc<SessionHooks>,
-    session_id: i64,
+    front: Front,
     waiting: VecDeque<Item>,
     waiting_bytes: usize,
     stopped: bool,
@@ -154,17 +129,11 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        conn: Arc<Conn>,
-        hooks: Arc<SessionHooks>,
-        session_id: i64,
-    ) -> Pipeline {
+    pub(crate) fn new(shared: Arc<Shared>, conn: Arc<Conn>, front: Front) -> Pipeline {
         Pipeline {
             shared,
             conn,
-            hooks,
-            session_id,
+            front,
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             stopped: false,
@@ -283,12 +252,8 @@ impl Pipeline {
         false
     }
 
-    fn engine(&self) -> &Engine {
-        &self.shared.keeper.engine
-    }
-
     fn identities(&self) -> Vec<Id> {
-        self.hooks.identities.read().clone()
+        self.front.identities()
     }
 
     fn reply(&self, tag: Tag, zxid: i64, answer: &Answer) {
@@ -301,8 +266,7 @@ impl Pipeline {
     }
 
     fn run(&mut self, item: Item) {
-        let engine = &self.shared.keeper.engine;
-        let touched = engine.touch(self.session_id);
+        let touched = self.front.touch();
         let tag = item.tag;
         let request = match item.kind {
             Kind::Unanswerable => {
@@ -310,7 +274,7 @@ impl Pipeline {
                 return;
             }
             Kind::Fixed { answer, zxid, stop } => {
-                let zxid = zxid.unwrap_or_else(|| self.engine().last_zxid());
+                let zxid = zxid.unwrap_or_else(|| self.front.last_zxid());
                 self.reply(tag, zxid, &answer);
                 if stop {
                     self.stop();
@@ -318,7 +282,7 @@ impl Pipeline {
                 return;
             }
             _ if !touched => {
-                let zxid = self.engine().last_zxid();
+                let zxid = self.front.last_zxid();
                 self.reply(tag, zxid, &Err(ErrorKind::SessionExpired.code()));
                 self.stop();
                 return;
@@ -337,8 +301,8 @@ impl Pipeline {
                 self.stop();
                 return;
             }
-            Kind::Write(write, shape) => {
-                self.submit(tag, write, shape);
+            Kind::Write(write) => {
+                self.submit(tag, write);
                 return;
             }
             Kind::Other(request) => request,
@@ -349,7 +313,7 @@ impl Pipeline {
         let (answer, stop) = self.run_other(tag, request);
         let zxid = match tag.op {
             opcode::AUTH | opcode::SASL => 0,
-            _ => self.engine().last_zxid(),
+            _ => self.front.last_zxid(),
         };
         if let Some(answer) = answer {
             self.reply(tag, zxid, &answer);
@@ -360,19 +324,19 @@ impl Pipeline {
     }
 
     /// Hands a write to the engine; its reply is queued when it completes.
-    fn submit(&mut self, tag: Tag, write: Write, shape: Shape) {
-        if matches!(shape, Shape::Close) {
+    fn submit(&mut self, tag: Tag, write: WireWrite) {
+        let close = matches!(write, WireWrite::Close);
+        if close {
             // Nothing after closeSession is answered.
             self.stopped = true;
         }
         let shared = self.shared.clone();
         let conn = self.conn.clone();
-        let session_id = self.session_id;
+        let session_id = self.front.session_id();
         conn.writes_in_flight.fetch_add(1, Ordering::AcqRel);
-        let done: Completion = Box::new(move |result, zxid| {
-            let answer = shape.answer(result);
+        let finish = move |answer: Answer, zxid: i64| {
             reply(&shared, &conn, tag, zxid, &answer);
-            if matches!(shape, Shape::Close) {
+            if close {
                 if answer.is_ok() {
                     tracing::info!(target: "innkeeper::session", "session {session_id:#x} closed");
                 }
@@ -382,10 +346,38 @@ impl Pipeline {
             // may run once it sees the count drop.
             conn.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
             conn.poke();
-        });
-        let identities = self.identities();
-        self.engine()
-            .submit(self.session_id, identities, write, None, done);
+        };
+        let front = &self.front;
+        match write {
+            WireWrite::Create(create, kind) => front.submit(create, move |result, zxid| {
+                let answer = result.map(|(path, stat)| match kind {
+                    CreateKind::Create => Response::Create { path },
+                    _ => Response::Create2 { path, stat },
+                });
+                finish(answer.map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::Delete(delete) => front.submit(delete, move |result, zxid| {
+                finish(result.map(|()| Response::Empty).map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::SetData(set) => front.submit(set, move |result, zxid| {
+                let answer = result.map(|stat| Response::SetData { stat });
+                finish(answer.map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::SetAcl(set) => front.submit(set, move |result, zxid| {
+                let answer = result.map(|stat| Response::SetAcl { stat });
+                finish(answer.map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::Check(check) => front.submit(check, move |result, zxid| {
+                finish(result.map(|()| Response::Empty).map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::Multi(multi, kinds) => front.submit(multi, move |result, zxid| {
+                let answer = result.map(|results| multi_reply(results, &kinds));
+                finish(answer.map_err(|e| code(&e)), zxid);
+            }),
+            WireWrite::Close => front.submit(front::Close, move |result, zxid| {
+                finish(result.map(|()| Response::Empty).map_err(|e| code(&e)), zxid);
+            }),
+        }
     }
 
     /// Answers a read while holding the state lock, so its reply is queued
@@ -405,11 +397,10 @@ impl Pipeline {
         if !is_read {
             return false;
         }
-        let ids = self.identities();
-        let reader = match self.engine().reader(self.session_id) {
-            Ok(reader) => reader,
+        let read = match self.front.read() {
+            Ok(read) => read,
             Err(e) => {
-                let zxid = self.engine().last_zxid();
+                let zxid = self.front.last_zxid();
                 self.reply(tag, zxid, &Err(code(&e)));
                 return true;
             }
@@ -418,54 +409,53 @@ impl Pipeline {
         let watching: Option<&dyn Fn(bool)> = Some(&registered);
         let hook = |watch: bool| if watch { watching } else { None };
         let answer: Answer = match request {
-            Request::Exists { path, watch } => match reader.exists(&ids, path, hook(*watch)) {
+            Request::Exists { path, watch } => match read.exists(path, hook(*watch)) {
                 Ok(Some(stat)) => Ok(Response::Exists { stat }),
                 Ok(None) => Err(ErrorKind::NoNode.code()),
                 Err(e) => Err(code(&e)),
             },
-            Request::GetData(g) => reader
-                .get_data(&ids, &g.path, hook(g.watch))
+            Request::GetData(g) => read
+                .get_data(&g.path, hook(g.watch))
                 .map(|(data, stat)| Response::GetData { data, stat })
                 .map_err(|e| code(&e)),
-            Request::GetChildren(g) => reader
-                .get_children_wire(&ids, &g.path, hook(g.watch))
+            Request::GetChildren(g) => read
+                .get_children_wire(&g.path, hook(g.watch))
                 .map(|(children, _)| Response::GetChildren { children })
                 .map_err(|e| code(&e)),
-            Request::GetChildren2(g) => reader
-                .get_children_wire(&ids, &g.path, hook(g.watch))
+            Request::GetChildren2(g) => read
+                .get_children_wire(&g.path, hook(g.watch))
                 .map(|(children, stat)| Response::GetChildren2 { children, stat })
                 .map_err(|e| code(&e)),
-            Request::GetAcl { path } => reader
-                .get_acl(&ids, path)
+            Request::GetAcl { path } => read
+                .get_acl(path)
                 .map(|(acl, stat)| Response::GetAcl { acl, stat })
                 .map_err(|e| code(&e)),
-            Request::GetAllChildrenNumber { path } => reader
-                .get_all_children_number(&ids, path)
+            Request::GetAllChildrenNumber { path } => read
+                .get_all_children_number(path)
                 .map(|n| Response::GetAllChildrenNumber {
                     total_number: i32::try_from(n).unwrap_or(i32::MAX),
                 })
                 .map_err(|e| code(&e)),
             Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
-                ephemerals: reader.get_ephemerals(prefix_path),
+                ephemerals: read.get_ephemerals(prefix_path),
             }),
-            Request::MultiRead(ops) => Ok(multi_read(&reader, &ids, ops)),
+            Request::MultiRead(ops) => Ok(multi_read(&read, ops)),
             _ => Err(ErrorKind::SystemError.code()),
         };
         // Queued before the lock goes: see the module docs.
-        self.reply(tag, reader.last_zxid(), &answer);
-        drop(reader);
+        self.reply(tag, read.last_zxid(), &answer);
+        drop(read);
         true
     }
 
     /// Everything that is neither a write nor a read of the tree. Returns
     /// the answer (None: already queued) and whether to close after it.
     fn run_other(&self, tag: Tag, request: Request) -> (Option<Answer>, bool) {
-        let sid = self.session_id;
-        let engine = self.engine();
+        let front = &self.front;
         let answer = match request {
             Request::Ping => Ok(Response::Empty),
-            Request::Sync { path } => engine
-                .sync(sid)
+            Request::Sync { path } => front
+                .sync()
                 .map(|()| Response::Sync { path })
                 .map_err(|e| code(&e)),
             Request::Reconfig { .. } => Err(ErrorKind::ReconfigDisabled.code()),
@@ -487,9 +477,8 @@ impl Pipeline {
                 data_watches,
                 exist_watches,
                 child_watches,
-            } => engine
+            } => front
                 .set_watches(
-                    sid,
                     relative_zxid,
                     &data_watches,
                     &exist_watches,
@@ -506,9 +495,8 @@ impl Pipeline {
                 child_watches,
                 persistent_watches,
                 persistent_recursive_watches,
-            } => engine
+            } => front
                 .set_watches(
-                    sid,
                     relative_zxid,
                     &data_watches,
                     &exist_watches,
@@ -524,9 +512,9 @@ impl Pipeline {
                     // The reply is queued while the engine still holds the
                     // state lock: a client registers its watcher when the
                     // reply comes, so no event of the new watch may come first.
-                    let zxid = engine.last_zxid();
+                    let zxid = front.last_zxid();
                     let reply_now = || self.reply(tag, zxid, &Ok(Response::AddWatch));
-                    return match engine.add_watch(sid, &path, mode == 1, &reply_now) {
+                    return match front.add_watch(&path, mode == 1, &reply_now) {
                         Ok(()) => (None, false),
                         Err(e) => (Some(Err(code(&e))), false),
                     };
@@ -534,7 +522,8 @@ impl Pipeline {
                 _ => Err(ErrorKind::BadArguments.code()),
             },
             Request::WhoAmI => Ok(Response::WhoAmI {
-                client_info: client_infos(&self.identities())
+                client_info: front
+                    .who_am_i()
                     .into_iter()
                     .map(|c| ClientInfo {
                         auth_scheme: c.auth_scheme,
@@ -548,14 +537,11 @@ impl Pipeline {
     }
 
     fn remove_watches(&self, path: &str, watcher_type: i32, remove: bool) -> Answer {
-        let tables: &[Table] = match watcher_type {
-            1 => &[Table::Child],
-            2 => &[Table::Data],
-            3 => &[Table::Child, Table::Data],
-            _ => return Err(ErrorKind::BadArguments.code()),
+        let Some(kind) = WatcherType::from_code(watcher_type) else {
+            return Err(ErrorKind::BadArguments.code());
         };
-        self.engine()
-            .remove_watches(self.session_id, path, tables, remove, &|| {})
+        self.front
+            .remove_watches(path, kind, remove, &|| {})
             .map(|()| Response::Empty)
             .map_err(|e| code(&e))
     }
@@ -589,11 +575,7 @@ impl Pipeline {
         };
         match outcome {
             Ok((rspauth, Some(user))) => {
-                let identity = Id::new("sasl", user);
-                let mut ids = self.hooks.identities.write();
-                if !ids.contains(&identity) {
-                    ids.push(identity);
-                }
+                self.front.add_identity(Id::new("sasl", user));
                 (Some(Ok(Response::Sasl { token: rspauth })), false)
             }
             Ok((_, None)) | Err(_) => {
@@ -612,27 +594,16 @@ impl Pipeline {
     }
 
     fn auth(&self, scheme: &str, auth: &[u8]) -> std::result::Result<(), i32> {
-        let identity = match scheme {
-            "digest" => digest_identity(&String::from_utf8_lossy(auth)),
+        match scheme {
+            "digest" => {
+                self.front.add_digest(auth);
+                Ok(())
+            }
             // The ip provider authenticates the peer address the connection
             // already carries.
-            "ip" => return Ok(()),
-            _ => return Err(ErrorKind::AuthFailed.code()),
-        };
-        let is_super = self
-            .engine()
-            .config
-            .super_digest
-            .as_deref()
-            .is_some_and(|d| d == identity.id);
-        let mut ids = self.hooks.identities.write();
-        if is_super && !ids.iter().any(|i| i.scheme == "super") {
-            ids.push(Id::new("super", ""));
+            "ip" => Ok(()),
+            _ => Err(ErrorKind::AuthFailed.code()),
         }
-        if !ids.contains(&identity) {
-            ids.push(identity);
-        }
-        Ok(())
     }
 }
 
@@ -671,71 +642,71 @@ fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
 /// Sorts a decoded request into a write for the engine's pipeline or
 /// anything else.
 fn classify(request: Request) -> Kind {
-    let fixed = |answer: Answer| Kind::Fixed {
-        answer,
-        zxid: None,
-        stop: false,
-    };
-    match request {
+    let write = match request {
         Request::Create(create) => {
             let kind = create.kind;
             match create_op(create) {
-                Ok(op) => Kind::Write(Write::Op(op), Shape::Create(kind)),
-                Err(c) => fixed(Err(c)),
+                Ok(Op::Create {
+                    path,
+                    data,
+                    options,
+                }) => WireWrite::Create(
+                    front::Create {
+                        path,
+                        data,
+                        options,
+                    },
+                    kind,
+                ),
+                Ok(_) | Err(_) => {
+                    return Kind::Fixed {
+                        answer: Err(ErrorKind::BadArguments.code()),
+                        zxid: None,
+                        stop: false,
+                    }
+                }
             }
         }
-        Request::Delete(d) => Kind::Write(
-            Write::Op(WriteOp::Delete {
-                path: d.path,
-                version: d.version,
-            }),
-            Shape::Delete,
-        ),
-        Request::SetData(s) => Kind::Write(
-            Write::Op(WriteOp::SetData {
-                path: s.path,
-                data: s.data,
-                version: s.version,
-            }),
-            Shape::SetData,
-        ),
-        Request::SetAcl { path, acl, version } => Kind::Write(
-            Write::Op(WriteOp::SetAcl { path, acl, version }),
-            Shape::SetAcl,
-        ),
-        Request::Check(c) => Kind::Write(
-            Write::Op(WriteOp::Check {
-                path: c.path,
-                version: c.version,
-            }),
-            Shape::Check,
-        ),
-        Request::Multi(ops) => multi(ops),
-        Request::CloseSession => Kind::Write(Write::CloseSession, Shape::Close),
-        other => Kind::Other(other),
-    }
+        Request::Delete(d) => WireWrite::Delete(front::Delete {
+            path: d.path,
+            version: d.version,
+        }),
+        Request::SetData(s) => WireWrite::SetData(front::SetData {
+            path: s.path,
+            data: s.data,
+            version: s.version,
+        }),
+        Request::SetAcl { path, acl, version } => {
+            WireWrite::SetAcl(front::SetAcl { path, acl, version })
+        }
+        Request::Check(c) => WireWrite::Check(front::Check {
+            path: c.path,
+            version: c.version,
+        }),
+        Request::Multi(ops) => return multi(ops),
+        Request::CloseSession => WireWrite::Close,
+        other => return Kind::Other(other),
+    };
+    Kind::Write(write)
 }
 
 fn multi(ops: Vec<MultiOp>) -> Kind {
     let n_ops = ops.len();
     let mut kinds = Vec::with_capacity(n_ops);
-    let mut write_ops = Vec::with_capacity(n_ops);
+    let mut converted = Vec::with_capacity(n_ops);
     for (idx, op) in ops.into_iter().enumerate() {
-        let converted = match op {
+        let op = match op {
             MultiOp::Create(create) => {
                 kinds.push(Some(create.kind));
                 create_op(create)
             }
             MultiOp::Delete(d) => {
                 kinds.push(None);
-                Ok(WriteOp::Delete {
-                    path: d.path,
-                    version: d.version,
-                })
+                Ok(Op::delete(d.path, d.version))
             }
             MultiOp::SetData(s) => {
                 kinds.push(None);
-                Ok(WriteOp::SetData {
+                Ok(Op::SetData {
                     path: s.path,
                     data: s.data,
                     version: s.version,
@@ -743,78 +714,71 @@ fn multi(ops: Vec<MultiOp>) -> Kind {
             }
             MultiOp::Check(c) => {
                 kinds.push(None);
-                Ok(WriteOp::Check {
-                    path: c.path,
-                    version: c.version,
-                })
+                Ok(Op::check(c.path, c.version))
             }
         };
-        match converted {
-            Ok(op) => write_ops.push(op),
-            Err(c) => {
-                let kind = ErrorKind::from_code(c).unwrap_or(ErrorKind::BadArguments);
-                let failed = failed_multi(n_ops, idx, kind);
+        match op {
+            Ok(op) => converted.push(op),
+            Err(kind) => {
+                kinds.resize(n_ops, None);
                 return Kind::Fixed {
-                    answer: Ok(Response::Multi(
-                        failed.into_iter().map(multi_error).collect(),
-                    )),
+                    answer: Ok(multi_reply(OpResult::failed(n_ops, idx, kind), &kinds)),
                     zxid: None,
                     stop: false,
                 };
             }
         }
     }
-    Kind::Write(Write::Multi(write_ops), Shape::Multi(kinds))
+    Kind::Write(WireWrite::Multi(front::Multi(converted), kinds))
 }
 
-fn multi_read(reader: &Reader<'_>, ids: &[Id], ops: &[ReadOp]) -> Response {
+fn multi_read(read: &Read<'_>, ops: &[proto::ReadOp]) -> Response {
     // The watch flag inside a multiRead is ignored (D.1).
-    let results = ops
+    let ops: Vec<ReadOp> = ops
         .iter()
         .map(|op| match op {
-            ReadOp::GetData(g) => match reader.get_data(ids, &g.path, None) {
-                Ok((data, stat)) => ReadResult::GetData { data, stat },
-                Err(e) => ReadResult::Error { err: code(&e) },
-            },
-            ReadOp::GetChildren(g) => match reader.get_children_wire(ids, &g.path, None) {
-                Ok((children, _)) => ReadResult::GetChildren { children },
-                Err(e) => ReadResult::Error { err: code(&e) },
-            },
+            proto::ReadOp::GetData(g) => ReadOp::GetData(g.path.clone()),
+            proto::ReadOp::GetChildren(g) => ReadOp::GetChildren(g.path.clone()),
+        })
+        .collect();
+    let results = read
+        .multi_read(&ops, true)
+        .into_iter()
+        .map(|result| match result {
+            ReadResult::Data(data, stat) => proto::ReadResult::GetData { data, stat },
+            ReadResult::Children(children) => proto::ReadResult::GetChildren { children },
+            ReadResult::Error(kind) => proto::ReadResult::Error { err: kind.code() },
         })
         .collect();
     Response::MultiRead(results)
 }
 
-fn multi_error(result: OpResult) -> MultiResult {
-    match result {
-        OpResult::Error(kind) => MultiResult::Error { err: kind.code() },
-        _ => MultiResult::Error { err: 0 },
-    }
-}
-
-/// The engine op for a create request. The opcode, not the flag, makes a
+/// The op for a create request. The opcode, not the flag, makes a
 /// container; flag 4 on create/create2 stores a plain persistent node, and
-/// TTL rules follow docs/zookeeper-semantics.md A.3.
-fn create_op(create: CreateRequest) -> std::result::Result<WriteOp, i32> {
-    let mode = CreateMode::from_flag(create.flags).ok_or(ErrorKind::BadArguments.code())?;
-    let (mode, ttl_ms) = match create.kind {
+/// TTL rules follow docs/zookeeper-semantics.md A.3: a TTL mode without
+/// a TTL (create, create2, createContainer) or with one out of range is
+/// refused by the engine, as the TTL then reads 0.
+fn create_op(create: CreateRequest) -> std::result::Result<Op, ErrorKind> {
+    let mode = CreateMode::from_flag(create.flags).ok_or(ErrorKind::BadArguments)?;
+    let (mode, ttl) = match create.kind {
         CreateKind::Create | CreateKind::Create2 => match mode {
-            CreateMode::Container => (CreateMode::Persistent, 0),
-            m if m.is_ttl() => (m, -1),
-            m => (m, 0),
+            CreateMode::Container => (CreateMode::Persistent, None),
+            m => (m, None),
         },
-        CreateKind::Container if mode.is_ttl() => (mode, -1),
-        CreateKind::Container => (CreateMode::Container, 0),
-        CreateKind::Ttl { ttl } if mode.is_ttl() => (mode, ttl),
-        CreateKind::Ttl { ttl } if ttl >= 0 => return Err(ErrorKind::BadArguments.code()),
-        CreateKind::Ttl { .. } => (mode, 0),
+        CreateKind::Container if mode.is_ttl() => (mode, None),
+        CreateKind::Container => (CreateMode::Container, None),
+        CreateKind::Ttl { ttl } if mode.is_ttl() => {
+            (mode, u64::try_from(ttl).ok().map(Duration::from_millis))
+        }
+        CreateKind::Ttl { ttl } if ttl >= 0 => return Err(ErrorKind::BadArguments),
+        CreateKind::Ttl { .. } => (mode, None),
     };
-    Ok(WriteOp::Create {
+    let mut options = CreateOptions::new(mode).acl(create.acl);
+    options.ttl = ttl;
+    Ok(Op::Create {
         path: create.path,
         data: create.data,
-        acl: create.acl,
-        mode,
-        ttl_ms,
+        options,
     })
 }
 
