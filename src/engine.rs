@@ -631,6 +631,55 @@ impl Engine {
         Ok(timeout_ms)
     }
 
+    /// [`Engine::resume_session`] for a caller that must not block on a
+    /// flush (the wire server's event loop). The session is checked and
+    /// `hooks` attached at once; a changed timeout is then committed
+    /// through the write pipeline, and `done` gets the negotiated timeout
+    /// once that txn is durable and applied (or its failure). With the
+    /// timeout unchanged there is nothing to write and `done` runs before
+    /// this returns. `done` runs under the same rules as a [`Completion`].
+    pub(crate) fn resume_session_submit(
+        &self,
+        session_id: i64,
+        password: &[u8],
+        timeout_ms: i32,
+        hooks: Arc<SessionHooks>,
+        done: Box<dyn FnOnce(Result<i32>) + Send>,
+    ) {
+        if let Err(e) = self.check_open() {
+            return done(Err(e));
+        }
+        let timeout_ms = self.negotiate_timeout(timeout_ms);
+        let current = {
+            let mut state = self.state.write();
+            let current = state
+                .sessions
+                .get(session_id)
+                .filter(|s| !s.closing && password_matches(&s.password, password))
+                .map(|s| s.timeout_ms);
+            if current.is_some() {
+                let now = self.clock.now_ms();
+                state.sessions.touch(session_id, now);
+                self.watches.lock().remove_session(session_id);
+                self.hooks.write().insert(session_id, hooks);
+            }
+            current
+        };
+        match current {
+            None => done(Err(Error::new(ErrorKind::SessionExpired))),
+            Some(current) if current == timeout_ms => done(Ok(timeout_ms)),
+            // A new timeout is part of the session's state: one txn, so it
+            // is persisted and applied like every other change.
+            Some(_) => self.submit(
+                session_id,
+                Vec::new(),
+                Write::SessionTimeout { timeout_ms },
+                None,
+                Box::new(move |result, _| done(result.map(|_| timeout_ms))),
+            ),
+        }
+    }
+
     /// True when `hooks` are the session's current hooks (no other handle
     /// or connection resumed it since).
     pub(crate) fn is_attached_to(&self, session_id: i64, hooks: &Arc<SessionHooks>) -> bool {
@@ -762,6 +811,13 @@ impl Engine {
             Some(store) => store.flush(&self.state.read()),
             None => Ok(()),
         }
+    }
+
+    /// Holds the commit lock, so no batch commits until the guard drops
+    /// (tests: a write held in flight).
+    #[cfg(test)]
+    pub(crate) fn hold_commits(&self) -> parking_lot::MutexGuard<'_, i64> {
+        self.commit.lock()
     }
 
     /// Makes sure new sessions get ids above `session_id` (the highest id
@@ -931,9 +987,16 @@ impl Engine {
         f(&self.state.read())
     }
 
-    /// Runs `f` on the watch table.
-    pub(crate) fn with_watches<T>(&self, f: impl FnOnce(&WatchTable) -> T) -> T {
-        f(&self.watches.lock())
+    /// Number of server-side watch entries (both tables).
+    pub(crate) fn watch_count(&self) -> usize {
+        self.watches.lock().len()
+    }
+
+    /// Sessions watching each path in the data table (getData, exists and
+    /// persistent watches), sorted by path and id: what ZooKeeper's
+    /// `wchs`/`wchc`/`wchp` report.
+    pub(crate) fn data_watches_by_path(&self) -> std::collections::BTreeMap<String, Vec<i64>> {
+        self.watches.lock().table_by_path(Table::Data)
     }
 
     /// Checks the state's invariants.

@@ -228,7 +228,7 @@ fn server_stats(shared: &Shared) -> Map<String, Json> {
             "provider_null": false,
             "server_state": "standalone",
             "last_processed_zxid": shared.keeper.last_zxid(),
-            "outstanding_requests": 0,
+            "outstanding_requests": words::outstanding(shared),
             "avg_latency": latency.avg_ms_rounded(),
             "max_latency": latency.max_ms,
             "min_latency": latency.min_ms,
@@ -251,12 +251,10 @@ fn connections(shared: &Shared, brief: bool) -> Vec<Json> {
         .into_iter()
         .map(|conn| {
             let info = conn.info.lock().clone();
-            // Requests are answered one at a time per connection, in order:
-            // none is outstanding between two of them.
             let mut entry = object(json!({
                 "remote_socket_address": conn.peer.to_string(),
                 "interest_ops": 1,
-                "outstanding_requests": 0,
+                "outstanding_requests": info.outstanding,
                 "packets_received": info.received,
                 "packets_sent": info.sent,
             }));

@@ -70,6 +70,8 @@ pub(crate) struct Out {
 pub(crate) struct ConnInfo {
     pub received: u64,
     pub sent: u64,
+    /// Requests taken and not yet answered.
+    pub outstanding: u64,
     pub timeout_ms: i32,
     pub last_op: &'static str,
     pub last_cxid: i32,

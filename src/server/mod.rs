@@ -43,6 +43,8 @@ mod admin;
 mod conn;
 mod net;
 mod pipeline;
+#[cfg(test)]
+mod tests;
 mod words;
 
 pub use admin::HttpEndpoint;
@@ -216,6 +218,9 @@ pub(crate) struct Stats {
     pub requests: crate::metrics::RequestMetrics,
     /// Requests logged as slow.
     pub slow_requests: AtomicU64,
+    /// Requests taken from sockets and not yet answered (ZooKeeper's
+    /// `outstanding_requests`).
+    pub outstanding: AtomicU64,
 }
 
 /// Request latency in ms, as ZooKeeper reports it.

@@ -652,48 +652,60 @@ fn handshake(shared: &Arc<Shared>, sock: &mut Sock, first: &[u8]) -> Result<(), 
         sock.phase = Phase::Connecting { hooks };
         return Ok(());
     }
-    match engine.resume_session(
-        request.session_id,
+    // A changed timeout is a txn: submitted, so the loop never waits for
+    // its flush. The connection reads nothing more until the answer is
+    // queued (`Phase::Connecting`), so the reply order is kept.
+    let session_id = request.session_id;
+    let passwd = request.passwd.clone();
+    let done_conn = conn.clone();
+    let done_shared = shared.clone();
+    engine.resume_session_submit(
+        session_id,
         &request.passwd,
         request.timeout_ms,
         hooks.clone(),
-    ) {
-        Ok(timeout_ms) => {
-            conn.info.lock().timeout_ms = timeout_ms;
-            conn.push_reply(encode_connect_response(&ConnectResponse {
-                protocol_version: 0,
-                timeout_ms,
-                session_id: request.session_id,
-                passwd: request.passwd.clone(),
-                read_only,
-            }));
-            conn.set_session(request.session_id, output_max);
-            shared.log(format_args!(
-                "connection {}: session {:#x} (resumed), timeout {timeout_ms} ms",
-                conn.id, request.session_id
-            ));
-            sock.phase = Phase::Connecting { hooks };
-        }
-        Err(e) if e.kind() != ErrorKind::SessionExpired => {
-            // As for a new session: the keeper could not write; close
-            // without an answer so the client retries.
-            tracing::error!(
-                target: "innkeeper::server",
-                "connection {}: no session could be resumed, closing: {e}",
-                conn.id
-            );
-            return Err("no session could be resumed");
-        }
-        Err(_) => {
-            // Unknown, expired or wrong password: "expired", then close (C.5).
-            shared.log(format_args!(
-                "connection {}: session {:#x} cannot be resumed",
-                conn.id, request.session_id
-            ));
-            refuse(conn);
-            sock.phase = Phase::Closing;
-        }
-    }
+        Box::new(move |result| {
+            let conn = done_conn;
+            match result {
+                Ok(timeout_ms) => {
+                    conn.info.lock().timeout_ms = timeout_ms;
+                    conn.push_reply(encode_connect_response(&ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms,
+                        session_id,
+                        passwd,
+                        read_only,
+                    }));
+                    conn.set_session(session_id, output_max);
+                    done_shared.log(format_args!(
+                        "connection {}: session {session_id:#x} (resumed), timeout {timeout_ms} ms",
+                        conn.id
+                    ));
+                }
+                Err(e) if e.kind() != ErrorKind::SessionExpired => {
+                    // As for a new session: the keeper could not write;
+                    // close without an answer so the client retries.
+                    tracing::error!(
+                        target: "innkeeper::server",
+                        "connection {}: no session could be resumed, closing: {e}",
+                        conn.id
+                    );
+                    conn.kill("no session could be resumed");
+                }
+                Err(_) => {
+                    // Unknown, expired or wrong password: "expired", then
+                    // close (C.5).
+                    done_shared.log(format_args!(
+                        "connection {}: session {session_id:#x} cannot be resumed",
+                        conn.id
+                    ));
+                    refuse(&conn);
+                }
+            }
+            conn.poke();
+        }),
+    );
+    sock.phase = Phase::Connecting { hooks };
     Ok(())
 }
 

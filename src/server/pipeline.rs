@@ -160,11 +160,15 @@ impl Pipeline {
         if self.stopped {
             return;
         }
-        self.shared
-            .stats
-            .packets_received
-            .fetch_add(1, Ordering::Relaxed);
-        self.conn.info.lock().received += 1;
+        let stats = &self.shared.stats;
+        stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        // Outstanding until `reply` (or `forget`, for one never answered).
+        stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut info = self.conn.info.lock();
+            info.received += 1;
+            info.outstanding += 1;
+        }
         let started = Instant::now();
         let item = match decode_request(body) {
             Ok((header, request)) => Item {
@@ -229,6 +233,7 @@ impl Pipeline {
     pub(crate) fn dispatch(&mut self) -> bool {
         while let Some(front) = self.waiting.front() {
             if self.stopped {
+                forget(&self.shared, &self.conn, self.waiting.len());
                 self.waiting.clear();
                 self.waiting_bytes = 0;
                 return false;
@@ -270,6 +275,7 @@ impl Pipeline {
         let tag = item.tag;
         let request = match item.kind {
             Kind::Unanswerable => {
+                forget(&self.shared, &self.conn, 1);
                 self.stop();
                 return;
             }
@@ -607,8 +613,32 @@ impl Pipeline {
     }
 }
 
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Requests of a closed connection that never got their turn.
+        forget(&self.shared, &self.conn, self.waiting.len());
+    }
+}
+
+/// Counts `n` taken requests as no longer outstanding.
+fn forget(shared: &Shared, conn: &Conn, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    let _ = shared
+        .stats
+        .outstanding
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+            Some(o.saturating_sub(n))
+        });
+    let mut info = conn.info.lock();
+    info.outstanding = info.outstanding.saturating_sub(n);
+}
+
 /// Queues a reply on the connection and records its figures.
 fn reply(shared: &Shared, conn: &Conn, tag: Tag, zxid: i64, answer: &Answer) {
+    forget(shared, conn, 1);
     let (err, body) = match answer {
         Ok(r) => (0, Some(r)),
         Err(c) => (*c, None),

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::Shared;
-use crate::watch::Table;
 
 /// What `srvr`, `mntr` and `envi` report as the version. Parsers look for
 /// leading digits and dots; the suffix names the implementation.
@@ -133,7 +132,7 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
         shared.stats.packets_sent.load(Ordering::Relaxed)
     );
     let _ = writeln!(out, "Connections: {}", shared.connections().len());
-    out.push_str("Outstanding: 0\n");
+    let _ = writeln!(out, "Outstanding: {}", outstanding(shared));
     let _ = writeln!(out, "Zxid: {:#x}", shared.keeper.last_zxid());
     out.push_str("Mode: standalone\n");
     let _ = writeln!(out, "Node count: {}", node_count(shared));
@@ -161,7 +160,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<(String, Value)> {
             s.tree.approximate_data_size(),
         )
     });
-    let watches = engine.with_watches(|w| w.len());
+    let watches = engine.watch_count();
     let count = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let counter = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let real = |key: &str| -> Option<Value> {
@@ -172,7 +171,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<(String, Value)> {
             "packets_received" => counter(shared.stats.packets_received.load(Ordering::Relaxed)),
             "packets_sent" => counter(shared.stats.packets_sent.load(Ordering::Relaxed)),
             "num_alive_connections" => count(shared.connections().len()),
-            "outstanding_requests" => Value::Int(0),
+            "outstanding_requests" => counter(outstanding(shared)),
             "znode_count" => count(node_count(shared)),
             "watch_count" => count(watches),
             "ephemerals_count" => count(ephemerals),
@@ -340,13 +339,15 @@ fn conf(shared: &Shared) -> String {
     out
 }
 
+/// Requests received and not yet answered, server-wide.
+pub(crate) fn outstanding(shared: &Shared) -> u64 {
+    shared.stats.outstanding.load(Ordering::Relaxed)
+}
+
 /// `wchs`, `wchc` and `wchp` report the data table (getData/exists and
 /// persistent watches), as ZooKeeper's do.
 pub(crate) fn data_watches(shared: &Shared) -> BTreeMap<String, Vec<i64>> {
-    shared
-        .keeper
-        .engine
-        .with_watches(|w| w.table_by_path(Table::Data))
+    shared.keeper.engine.data_watches_by_path()
 }
 
 fn wchs(shared: &Shared) -> String {
