@@ -22,7 +22,7 @@ pub struct ClientInfo {
 }
 
 /// The operations of a ZooKeeper session, whatever is behind it: an
-/// in-process [`Session`], or a remote ZooKeeper ensemble. Recipes and user
+/// in-process [`Session`](crate::Session), or a remote ZooKeeper ensemble. Recipes and user
 /// code written against this trait run on either.
 ///
 /// Versions are ZooKeeper's: `-1` means "any version".

@@ -236,6 +236,33 @@ fn mismatch() -> Error {
     Error::new(ErrorKind::SystemError).detail("the engine answered a different kind of write")
 }
 
+/// Opens a session through the commit pipeline without waiting (many
+/// connects then share a flush): `done` gets its id and password once the
+/// session is durable and applied, under the same rules as
+/// [`Front::submit`]'s completions. `timeout_ms` is taken as negotiated.
+pub(crate) fn open_session_submit(
+    engine: &Engine,
+    timeout_ms: i32,
+    hooks: Arc<SessionHooks>,
+    done: impl FnOnce(Result<(i64, [u8; 16])>) + Send + 'static,
+) {
+    engine.submit(
+        0,
+        Vec::new(),
+        Write::OpenSession { timeout_ms },
+        Some(hooks),
+        Box::new(move |result, _| {
+            done(result.and_then(|written| match written {
+                Written::Session {
+                    session_id,
+                    password,
+                } => Ok((session_id, password)),
+                _ => Err(mismatch()),
+            }));
+        }),
+    );
+}
+
 /// A session's door to the engine: its id and its hooks (identities and
 /// event sink).
 #[derive(Clone)]

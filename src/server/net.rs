@@ -24,9 +24,9 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Conn, WeakSink};
 use super::pipeline::Pipeline;
 use super::{words, Shared};
-use crate::engine::{EventSink, SessionHooks, Write, Written};
+use crate::engine::{EventSink, SessionHooks};
 use crate::error::ErrorKind;
-use crate::front::Front;
+use crate::front::{self, Front};
 use crate::node::Id;
 use crate::proto::{
     decode_connect_request, encode_connect_response, four_letter_word, ConnectResponse,
@@ -593,62 +593,53 @@ fn handshake(shared: &Arc<Shared>, sock: &mut Sock, first: &[u8]) -> Result<(), 
     if request.session_id == 0 {
         let timeout_ms = engine.negotiate_timeout(request.timeout_ms);
         let done_conn = conn.clone();
-        engine.submit(
-            0,
-            Vec::new(),
-            Write::OpenSession { timeout_ms },
-            Some(hooks.clone()),
-            Box::new(move |result, _| {
-                let conn = done_conn;
-                match result {
-                    Ok(Written::Session {
+        front::open_session_submit(engine, timeout_ms, hooks.clone(), move |result| {
+            let conn = done_conn;
+            match result {
+                Ok((session_id, password)) => {
+                    conn.info.lock().timeout_ms = timeout_ms;
+                    conn.push_reply(encode_connect_response(&ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms,
                         session_id,
-                        password,
-                    }) => {
-                        conn.info.lock().timeout_ms = timeout_ms;
-                        conn.push_reply(encode_connect_response(&ConnectResponse {
-                            protocol_version: 0,
-                            timeout_ms,
-                            session_id,
-                            passwd: password.to_vec(),
-                            read_only,
-                        }));
-                        conn.set_session(session_id, output_max);
-                        tracing::info!(
-                            target: "innkeeper::session",
-                            "session {session_id:#x} opened (timeout {timeout_ms} ms)"
-                        );
-                        tracing::debug!(
-                            target: "innkeeper::server",
-                            "connection {}: session {session_id:#x} (new), timeout {timeout_ms} ms",
-                            conn.id
-                        );
-                    }
-                    Err(e) if e.kind() != ErrorKind::SessionExpired => {
-                        // The keeper could not write the session (a full
-                        // disk, a closing keeper): no answer, just close, so
-                        // the client retries instead of reading timeout 0 as
-                        // "session expired".
-                        tracing::error!(
-                            target: "innkeeper::server",
-                            "connection {}: no session could be opened, closing: {e}",
-                            conn.id
-                        );
-                        conn.kill("no session could be opened");
-                    }
-                    other => {
-                        tracing::debug!(
-                            target: "innkeeper::server",
-                            "connection {}: cannot open a session: {:?}",
-                            conn.id,
-                            other.err()
-                        );
-                        refuse(&conn);
-                    }
+                        passwd: password.to_vec(),
+                        read_only,
+                    }));
+                    conn.set_session(session_id, output_max);
+                    tracing::info!(
+                        target: "innkeeper::session",
+                        "session {session_id:#x} opened (timeout {timeout_ms} ms)"
+                    );
+                    tracing::debug!(
+                        target: "innkeeper::server",
+                        "connection {}: session {session_id:#x} (new), timeout {timeout_ms} ms",
+                        conn.id
+                    );
                 }
-                conn.poke();
-            }),
-        );
+                Err(e) if e.kind() != ErrorKind::SessionExpired => {
+                    // The keeper could not write the session (a full
+                    // disk, a closing keeper): no answer, just close, so
+                    // the client retries instead of reading timeout 0 as
+                    // "session expired".
+                    tracing::error!(
+                        target: "innkeeper::server",
+                        "connection {}: no session could be opened, closing: {e}",
+                        conn.id
+                    );
+                    conn.kill("no session could be opened");
+                }
+                other => {
+                    tracing::debug!(
+                        target: "innkeeper::server",
+                        "connection {}: cannot open a session: {:?}",
+                        conn.id,
+                        other.err()
+                    );
+                    refuse(&conn);
+                }
+            }
+            conn.poke();
+        });
         sock.phase = Phase::Connecting { hooks };
         return Ok(());
     }
