@@ -777,3 +777,54 @@ fn session_passwords_tell_nothing_about_each_other() {
         Some(ErrorKind::SessionExpired)
     );
 }
+
+#[test]
+fn multi_takes_every_op_kind_and_a_ttl_as_a_duration() {
+    // Reference: docs/zookeeper-semantics.md E.1, E.3, A.3. `Op` holds only
+    // what multi accepts; its TTL is the same `Duration` `CreateOptions` takes.
+    let (keeper, _clock) = keeper();
+    let s = keeper.session().unwrap();
+    s.create("/m", b"", CreateMode::Persistent).unwrap();
+    let ttl = CreateOptions::new(CreateMode::PersistentWithTtl).ttl(Duration::from_millis(1500));
+    let results = s
+        .multi(&[
+            Op::create_with("/m/t", Some(b"x"), &ttl),
+            Op::set_data("/m/t", b"y", 0),
+            Op::check("/m/t", 1),
+            Op::create("/m/gone", b"", CreateMode::Persistent),
+            Op::delete("/m/gone", 0),
+        ])
+        .unwrap();
+    let shape: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            OpResult::Create { .. } => "create",
+            OpResult::SetData { .. } => "set",
+            OpResult::Check => "check",
+            OpResult::Delete => "delete",
+            OpResult::RolledBack | OpResult::Error(_) => "failed",
+        })
+        .collect();
+    assert_eq!(shape, ["create", "set", "check", "create", "delete"]);
+    // ZooKeeper's server-side owner of a TTL node: 0xFF.. | ttl in ms.
+    assert_eq!(
+        keeper.stored_ephemeral_owner("/m/t"),
+        Some(i64::from_be_bytes([0xFF, 0, 0, 0, 0, 0, 0, 0]) | 1500)
+    );
+    // A TTL mode without a TTL is refused, and the whole multi with it.
+    let no_ttl = CreateOptions::new(CreateMode::PersistentWithTtl);
+    let results = s
+        .multi_results(&[
+            Op::create("/m/a", b"", CreateMode::Persistent),
+            Op::create_with("/m/b", None, &no_ttl),
+        ])
+        .unwrap();
+    assert_eq!(
+        results,
+        [
+            OpResult::RolledBack,
+            OpResult::Error(ErrorKind::BadArguments)
+        ]
+    );
+    assert!(s.exists("/m/a").unwrap().is_none());
+}
