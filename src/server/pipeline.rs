@@ -313,9 +313,9 @@ impl Pipeline {
             }
             Kind::Other(request) => request,
         };
-        if self.run_read(tag, &request) {
+        let Some(request) = self.run_read(tag, request) else {
             return;
-        }
+        };
         let (answer, stop) = self.run_other(tag, request);
         let zxid = match tag.op {
             opcode::AUTH | opcode::SASL => 0,
@@ -387,71 +387,71 @@ impl Pipeline {
     }
 
     /// Answers a read while holding the state lock, so its reply is queued
-    /// before any notification of a later change. False: not a read.
-    fn run_read(&self, tag: Tag, request: &Request) -> bool {
-        let is_read = matches!(
-            request,
-            Request::Exists { .. }
-                | Request::GetData(_)
-                | Request::GetChildren(_)
-                | Request::GetChildren2(_)
-                | Request::GetAcl { .. }
-                | Request::GetAllChildrenNumber { .. }
-                | Request::GetEphemerals { .. }
-                | Request::MultiRead(_)
-        );
-        if !is_read {
-            return false;
+    /// before any notification of a later change. Gives back a request
+    /// that is not a read.
+    fn run_read(&self, tag: Tag, request: Request) -> Option<Request> {
+        let watching: &dyn Fn(bool) = &|_| {};
+        let hook = |watch: bool| watch.then_some(watching);
+        match request {
+            Request::Exists { path, watch } => {
+                self.read(tag, |read| match read.exists(&path, hook(watch)) {
+                    Ok(Some(stat)) => Ok(Response::Exists { stat }),
+                    Ok(None) => Err(ErrorKind::NoNode.code()),
+                    Err(e) => Err(code(&e)),
+                })
+            }
+            Request::GetData(g) => self.read(tag, |read| {
+                read.get_data(&g.path, hook(g.watch))
+                    .map(|(data, stat)| Response::GetData { data, stat })
+                    .map_err(|e| code(&e))
+            }),
+            Request::GetChildren(g) => self.read(tag, |read| {
+                read.get_children_wire(&g.path, hook(g.watch))
+                    .map(|(children, _)| Response::GetChildren { children })
+                    .map_err(|e| code(&e))
+            }),
+            Request::GetChildren2(g) => self.read(tag, |read| {
+                read.get_children_wire(&g.path, hook(g.watch))
+                    .map(|(children, stat)| Response::GetChildren2 { children, stat })
+                    .map_err(|e| code(&e))
+            }),
+            Request::GetAcl { path } => self.read(tag, |read| {
+                read.get_acl(&path)
+                    .map(|(acl, stat)| Response::GetAcl { acl, stat })
+                    .map_err(|e| code(&e))
+            }),
+            Request::GetAllChildrenNumber { path } => self.read(tag, |read| {
+                read.get_all_children_number(&path)
+                    .map(|n| Response::GetAllChildrenNumber {
+                        total_number: i32::try_from(n).unwrap_or(i32::MAX),
+                    })
+                    .map_err(|e| code(&e))
+            }),
+            Request::GetEphemerals { prefix_path } => self.read(tag, |read| {
+                Ok(Response::GetEphemerals {
+                    ephemerals: read.get_ephemerals(&prefix_path),
+                })
+            }),
+            Request::MultiRead(ops) => self.read(tag, |read| Ok(multi_read(read, &ops))),
+            other => return Some(other),
         }
-        let read = match self.front.read() {
-            Ok(read) => read,
+        None
+    }
+
+    /// Runs `answer` under the state read lock and queues its reply before
+    /// the lock goes (see the module docs).
+    fn read(&self, tag: Tag, answer: impl FnOnce(&Read<'_>) -> Answer) {
+        match self.front.read() {
+            Ok(read) => {
+                let answer = answer(&read);
+                self.reply(tag, read.last_zxid(), &answer);
+                drop(read);
+            }
             Err(e) => {
                 let zxid = self.front.last_zxid();
                 self.reply(tag, zxid, &Err(code(&e)));
-                return true;
             }
-        };
-        let registered = |_: bool| {};
-        let watching: Option<&dyn Fn(bool)> = Some(&registered);
-        let hook = |watch: bool| if watch { watching } else { None };
-        let answer: Answer = match request {
-            Request::Exists { path, watch } => match read.exists(path, hook(*watch)) {
-                Ok(Some(stat)) => Ok(Response::Exists { stat }),
-                Ok(None) => Err(ErrorKind::NoNode.code()),
-                Err(e) => Err(code(&e)),
-            },
-            Request::GetData(g) => read
-                .get_data(&g.path, hook(g.watch))
-                .map(|(data, stat)| Response::GetData { data, stat })
-                .map_err(|e| code(&e)),
-            Request::GetChildren(g) => read
-                .get_children_wire(&g.path, hook(g.watch))
-                .map(|(children, _)| Response::GetChildren { children })
-                .map_err(|e| code(&e)),
-            Request::GetChildren2(g) => read
-                .get_children_wire(&g.path, hook(g.watch))
-                .map(|(children, stat)| Response::GetChildren2 { children, stat })
-                .map_err(|e| code(&e)),
-            Request::GetAcl { path } => read
-                .get_acl(path)
-                .map(|(acl, stat)| Response::GetAcl { acl, stat })
-                .map_err(|e| code(&e)),
-            Request::GetAllChildrenNumber { path } => read
-                .get_all_children_number(path)
-                .map(|n| Response::GetAllChildrenNumber {
-                    total_number: i32::try_from(n).unwrap_or(i32::MAX),
-                })
-                .map_err(|e| code(&e)),
-            Request::GetEphemerals { prefix_path } => Ok(Response::GetEphemerals {
-                ephemerals: read.get_ephemerals(prefix_path),
-            }),
-            Request::MultiRead(ops) => Ok(multi_read(&read, ops)),
-            _ => Err(ErrorKind::SystemError.code()),
-        };
-        // Queued before the lock goes: see the module docs.
-        self.reply(tag, read.last_zxid(), &answer);
-        drop(read);
-        true
+        }
     }
 
     /// Everything that is neither a write nor a read of the tree. Returns
