@@ -675,22 +675,11 @@ fn classify(request: Request) -> Kind {
     let write = match request {
         Request::Create(create) => {
             let kind = create.kind;
-            match create_op(create) {
-                Ok(Op::Create {
-                    path,
-                    data,
-                    options,
-                }) => WireWrite::Create(
-                    front::Create {
-                        path,
-                        data,
-                        options,
-                    },
-                    kind,
-                ),
-                Ok(_) | Err(_) => {
+            match create_command(create) {
+                Ok(create) => WireWrite::Create(create, kind),
+                Err(e) => {
                     return Kind::Fixed {
-                        answer: Err(ErrorKind::BadArguments.code()),
+                        answer: Err(e.code()),
                         zxid: None,
                         stop: false,
                     }
@@ -728,7 +717,11 @@ fn multi(ops: Vec<MultiOp>) -> Kind {
         let op = match op {
             MultiOp::Create(create) => {
                 kinds.push(Some(create.kind));
-                create_op(create)
+                create_command(create).map(|c| Op::Create {
+                    path: c.path,
+                    data: c.data,
+                    options: c.options,
+                })
             }
             MultiOp::Delete(d) => {
                 kinds.push(None);
@@ -783,12 +776,12 @@ fn multi_read(read: &Read<'_>, ops: &[proto::ReadOp]) -> Response {
     Response::MultiRead(results)
 }
 
-/// The op for a create request. The opcode, not the flag, makes a
+/// The command for a create request. The opcode, not the flag, makes a
 /// container; flag 4 on create/create2 stores a plain persistent node, and
 /// TTL rules follow docs/zookeeper-semantics.md A.3: a TTL mode without
 /// a TTL (create, create2, createContainer) or with one out of range is
 /// refused by the engine, as the TTL then reads 0.
-fn create_op(create: CreateRequest) -> std::result::Result<Op, ErrorKind> {
+fn create_command(create: CreateRequest) -> std::result::Result<front::Create, ErrorKind> {
     let mode = CreateMode::from_flag(create.flags).ok_or(ErrorKind::BadArguments)?;
     let (mode, ttl) = match create.kind {
         CreateKind::Create | CreateKind::Create2 => match mode {
@@ -805,7 +798,7 @@ fn create_op(create: CreateRequest) -> std::result::Result<Op, ErrorKind> {
     };
     let mut options = CreateOptions::new(mode).acl(create.acl);
     options.ttl = ttl;
-    Ok(Op::Create {
+    Ok(front::Create {
         path: create.path,
         data: create.data,
         options,
