@@ -494,7 +494,31 @@ fn pipelined_reads_wait_while_the_output_is_full() {
     // 1 MiB soft limit / 200 KB replies: a handful, not the 100 asked for.
     let n = queued().unwrap();
     assert!(n <= 8, "{n} replies queued for a client that reads nothing");
+    // The requests waiting behind the full output are outstanding: taken
+    // from the socket, not yet answered (srvr, stat and mntr agree).
+    let outstanding = || -> (u64, u64) {
+        let pick = |word: &str, key: &str| -> u64 {
+            let text = crate::client::four_letter(addr, word);
+            let line = text.lines().find_map(|l| l.strip_prefix(key));
+            line.and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX)
+        };
+        (
+            pick("srvr", "Outstanding:"),
+            pick("mntr", "zk_outstanding_requests"),
+        )
+    };
+    let (srvr, mntr) = outstanding();
+    assert!(
+        (1..=100).contains(&srvr) && srvr == mntr,
+        "outstanding {srvr} (srvr) / {mntr} (mntr) with 100 asked and at most 8 answered"
+    );
     let seen = read_replies(&mut slow, &sent);
     let xids: Vec<i32> = sent.iter().map(|(x, _)| *x).collect();
     assert_eq!(reply_xids(&seen), xids);
+    crate::client::eventually("all answered", || outstanding() == (0, 0));
+    // A client that leaves with requests still waiting leaves none behind.
+    pipeline(&mut slow, &requests);
+    crate::client::eventually("replies queued again", || queued().is_some_and(|n| n > 0));
+    drop(slow);
+    crate::client::eventually("the waiting requests forgotten", || outstanding() == (0, 0));
 }
