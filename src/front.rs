@@ -617,6 +617,66 @@ mod tests {
         }
     }
 
+    /// The blocking and the submitted forms answer the same typed results;
+    /// a submitted write's completion gets the zxid it made.
+    #[test]
+    fn write_and_submit_answer_typed_results() {
+        use crate::engine::NullSink;
+        use crate::{Coordinator, Keeper};
+        let keeper = Keeper::in_memory().unwrap();
+        let session = keeper.session().unwrap();
+        let hooks = Arc::new(SessionHooks::new(Vec::new(), Arc::new(NullSink), false));
+        let front = Front::new(keeper.engine.clone(), session.session_id(), hooks);
+
+        let (path, created) = front
+            .write(Create {
+                path: "/a".into(),
+                data: Some(b"1".to_vec()),
+                options: CreateOptions::new(CreateMode::Persistent),
+            })
+            .unwrap();
+        assert_eq!((path.as_str(), created.version), ("/a", 0));
+
+        let answers = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = answers.clone();
+        front.submit(
+            SetData {
+                path: "/a".into(),
+                data: Some(b"2".to_vec()),
+                version: 0,
+            },
+            move |result, zxid| {
+                seen.lock()
+                    .push((result.map(|s| (s.version, s.mzxid)), zxid))
+            },
+        );
+        let set = answers
+            .lock()
+            .pop()
+            .expect("in memory, done before submit returns");
+        assert_eq!(set.0.unwrap(), (1, set.1));
+
+        let results = Arc::new(parking_lot::Mutex::new(None));
+        let seen = results.clone();
+        front.submit(
+            Multi(vec![Op::check("/a", 1), Op::delete("/a", 1)]),
+            move |result, _| *seen.lock() = Some(result.unwrap()),
+        );
+        assert_eq!(
+            results.lock().take(),
+            Some(vec![OpResult::Check, OpResult::Delete])
+        );
+        assert_eq!(
+            front.write(Multi(vec![Op::delete("/a", -1)])).unwrap(),
+            vec![OpResult::Error(ErrorKind::NoNode)]
+        );
+        let missing = front.write(Delete {
+            path: "/a".into(),
+            version: -1,
+        });
+        assert_eq!(missing.unwrap_err().kind(), ErrorKind::NoNode);
+    }
+
     #[test]
     fn multi_results_keep_their_shape() {
         let stat = Stat::default();
