@@ -4,10 +4,8 @@
 //! [`RemoteSession`](crate::RemoteSession) alike. It depends only on
 //! public types.
 
-use crossbeam_channel::Receiver;
-
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{AddWatchMode, KeeperState, WatchedEvent, Watcher, WatcherType};
+use crate::event::{AddWatchMode, KeeperState, WatchReceiver, Watcher, WatcherType};
 use crate::node::{Acl, CreateMode, Stat};
 use crate::ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 use crate::path;
@@ -107,7 +105,7 @@ pub trait Coordinator: Send + Sync {
 
     /// The session's own event stream (events for the default watcher and
     /// state changes).
-    fn events(&self) -> Receiver<WatchedEvent>;
+    fn events(&self) -> WatchReceiver;
 
     /// The watcher whose events go to [`Coordinator::events`].
     fn default_watcher(&self) -> Watcher;

@@ -64,7 +64,6 @@
 //! undecodable requests with ZooKeeper's error codes or closes the
 //! connection, and is tested with truncated, oversized and random frames.
 
-mod api;
 mod change;
 mod clock;
 mod coordinator;
@@ -97,7 +96,6 @@ pub mod proto;
 pub mod server;
 mod tls;
 
-pub use api::wait_event;
 pub use clock::{Clock, ManualClock, SystemClock, TimeListener};
 pub use coordinator::{ClientInfo, Coordinator};
 pub use error::{Error, ErrorKind, Result};

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 
 use crate::coordinator::{ClientInfo, Coordinator};
@@ -14,7 +13,7 @@ use crate::engine::{Engine, EventSink, SessionHooks};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
     AddWatchMode, ClientWatches, Delivery, Dispatch, EventType, KeeperState, Registration,
-    WatchedEvent, Watcher, WatcherType,
+    WatchReceiver, WatchedEvent, Watcher, WatcherType,
 };
 use crate::front::{self, Front};
 use crate::node::{Acl, Id, Stat};
@@ -425,7 +424,7 @@ impl Coordinator for Session {
         Ok(self.front.who_am_i())
     }
 
-    fn events(&self) -> Receiver<WatchedEvent> {
+    fn events(&self) -> WatchReceiver {
         self.rt.dispatch.events()
     }
 

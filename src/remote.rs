@@ -28,14 +28,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 
 use crate::coordinator::{ClientInfo, Coordinator};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
     AddWatchMode, ClientWatches, Delivery, Dispatch, EventType, KeeperState, Registration,
-    WatchedEvent, Watcher, WatcherType,
+    WatchReceiver, WatchedEvent, Watcher, WatcherType,
 };
 use crate::node::{Acl, CreateMode, Stat};
 use crate::ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
@@ -1946,7 +1946,7 @@ impl Coordinator for RemoteSession {
         }
     }
 
-    fn events(&self) -> Receiver<WatchedEvent> {
+    fn events(&self) -> WatchReceiver {
         self.inner.dispatch.events()
     }
 

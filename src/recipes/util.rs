@@ -66,7 +66,7 @@ pub(crate) fn wait_for(
     deadline: Deadline,
 ) -> Waited {
     let mut select = Select::new();
-    let event_idx = select.recv(events.receiver());
+    let event_idx = select.recv(events.channel());
     let cancel_idx = cancel.map(|c| select.recv(c));
     let ready = match deadline.remaining() {
         None => select.select(),
@@ -79,7 +79,7 @@ pub(crate) fn wait_for(
     if idx == event_idx {
         // An error means the session forgot the watch (it ended); the
         // caller's next call reports that, so treat it as an event too.
-        let _ = ready.recv(events.receiver());
+        let _ = ready.recv(events.channel());
         Waited::Event
     } else if Some(idx) == cancel_idx {
         if let Some(c) = cancel {
@@ -109,14 +109,14 @@ pub(crate) fn next_event_or_stop(
     stop: &Receiver<()>,
 ) -> Option<crate::WatchedEvent> {
     let mut select = Select::new();
-    let event_idx = select.recv(events.receiver());
+    let event_idx = select.recv(events.channel());
     select.recv(stop);
     let ready = select.select();
     if ready.index() != event_idx {
         let _ = ready.recv(stop);
         return None;
     }
-    ready.recv(events.receiver()).ok()
+    ready.recv(events.channel()).ok()
 }
 
 /// The sequence number at the end of a node name, if it has one.

@@ -51,9 +51,9 @@ fn wait_state(session: &RemoteSession, state: KeeperState, wait: Duration) {
     let deadline = Instant::now() + wait;
     loop {
         match events.recv_deadline(deadline) {
-            Ok(e) if e.event_type == EventType::None && e.state == state => return,
-            Ok(_) => {}
-            Err(_) => panic!(
+            Some(e) if e.event_type == EventType::None && e.state == state => return,
+            Some(_) => {}
+            None => panic!(
                 "no {state:?} within {wait:?}; state is {:?}",
                 session.state()
             ),
@@ -135,7 +135,7 @@ fn session_ephemerals_watches_and_lock_survive_the_loss_of_a_server() {
     let later = format!("{root}/later");
     assert_eq!(s.exists_with(&later, Some(&ew)).unwrap(), None);
     // Drain SyncConnected from the default stream.
-    while s.events().try_recv().is_ok() {}
+    while s.events().try_recv().is_some() {}
 
     let (server, n) = server_number(&s, &ensemble);
     let started = Instant::now();
@@ -234,7 +234,7 @@ fn a_hung_server_is_left_after_the_read_timeout() {
         .unwrap();
     let (dw, data_events) = Watcher::channel();
     s.get_data_with(&root, Some(&dw)).unwrap();
-    while s.events().try_recv().is_ok() {}
+    while s.events().try_recv().is_some() {}
     let (server, n) = server_number(&s, &ensemble);
     // A writer pinned to another server changes the watched node while the
     // session is stuck: the event reaches it after the reconnect, from the
@@ -271,7 +271,7 @@ fn a_hung_server_is_left_after_the_read_timeout() {
         "{noticed:?}"
     );
     wait_state(&s, KeeperState::SyncConnected, Duration::from_secs(20));
-    let event = crate::next_node_event(data_events.receiver(), Duration::from_secs(10))
+    let event = crate::next_node_event(&data_events, Duration::from_secs(10))
         .expect("the change made while the session was stuck");
     assert_eq!(
         (event.event_type, event.path.as_deref()),

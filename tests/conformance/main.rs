@@ -27,7 +27,9 @@ mod failover;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use innkeeper::{Coordinator, CreateMode, EventType, Keeper, RemoteSession, WatchedEvent};
+use innkeeper::{
+    Coordinator, CreateMode, EventType, Keeper, RemoteSession, WatchReceiver, WatchedEvent,
+};
 
 /// How long a check waits for an event that must come.
 pub const EVENT_WAIT: Duration = Duration::from_secs(5);
@@ -154,13 +156,10 @@ pub fn remote_or_fail() -> Remote {
 
 /// The next node event on a stream, skipping state events (a remote
 /// session reports `SyncConnected` on its default stream first, C.6).
-pub fn next_node_event(
-    events: &crossbeam_channel::Receiver<WatchedEvent>,
-    wait: Duration,
-) -> Option<WatchedEvent> {
+pub fn next_node_event(events: &WatchReceiver, wait: Duration) -> Option<WatchedEvent> {
     let deadline = std::time::Instant::now() + wait;
     loop {
-        let event = events.recv_deadline(deadline).ok()?;
+        let event = events.recv_deadline(deadline)?;
         if event.event_type != EventType::None {
             return Some(event);
         }

@@ -14,7 +14,7 @@ use innkeeper::Acl;
 use innkeeper::{
     AddWatchMode, ClientInfo, Coordinator, CreateMode, CreateOptions, EventType, Keeper,
     KeeperState, ManualClock, Op, OpResult, ReadOp, ReadResult, RemoteSession, Result, Session,
-    Stat, WatchReceiver, WatchedEvent, Watcher, WatcherType,
+    Stat, WatchReceiver, Watcher, WatcherType,
 };
 
 /// Session timeout the fixtures ask for.
@@ -512,7 +512,7 @@ impl Coordinator for TestSession {
     fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
         self.c().who_am_i()
     }
-    fn events(&self) -> Receiver<WatchedEvent> {
+    fn events(&self) -> WatchReceiver {
         self.c().events()
     }
     fn default_watcher(&self) -> Watcher {
@@ -739,7 +739,7 @@ impl Coordinator for Probe {
     fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
         self.inner.who_am_i()
     }
-    fn events(&self) -> Receiver<WatchedEvent> {
+    fn events(&self) -> WatchReceiver {
         self.inner.events()
     }
     fn default_watcher(&self) -> Watcher {
