@@ -45,6 +45,7 @@ use crate::proto::{
     FrameSplitter, GetChildrenRequest, GetDataRequest, MultiOp, MultiResult, Request, Response,
     SetDataRequest, MAX_FRAME_LEN,
 };
+use crate::random::Rng;
 use crate::sasl::DigestClient;
 use link::Link;
 
@@ -314,7 +315,9 @@ impl RemoteBuilder {
     pub fn connect(self) -> Result<RemoteSession> {
         let parsed = ConnectString::parse(&self.connect_string)?;
         let mut hosts = parsed.hosts;
-        shuffle(&mut hosts);
+        // Spread the clients over the ensemble, as the Java client's
+        // `StaticHostProvider` does.
+        Rng::from_os().shuffle(&mut hosts);
         let requested_ms = i32::try_from(self.session_timeout.as_millis())
             .unwrap_or(i32::MAX)
             .max(1);
@@ -428,23 +431,6 @@ impl RemoteBuilder {
         }
         drop(shared);
         Ok(session)
-    }
-}
-
-/// Shuffles the host list so clients spread over the ensemble (the Java
-/// client's `StaticHostProvider` does the same). The seed comes from the
-/// clock and the process id; the order only needs to differ between clients.
-fn shuffle<T>(items: &mut [T]) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ (u64::from(std::process::id()) << 32) | 1;
-    for idx in (1..items.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let pick = usize::try_from(x % (idx as u64 + 1)).unwrap_or(0);
-        items.swap(idx, pick);
     }
 }
 
@@ -990,7 +976,7 @@ impl Inner {
     fn run(self: Arc<Self>) {
         let mut host_idx = 0usize;
         let mut failures_in_row = 0usize;
-        let mut jitter = backoff::Jitter::from_os();
+        let mut jitter = Rng::from_os();
         let mut connected_before = false;
         loop {
             if connected_before {
@@ -998,7 +984,7 @@ impl Inner {
                 // to reconnect, so that the clients of a restarted server
                 // do not all come back at once.
                 let negotiated_ms = self.shared.lock().negotiated_ms;
-                if self.pause(backoff::reconnect_pause(jitter.next(), negotiated_ms)) {
+                if self.pause(backoff::reconnect_pause(&mut jitter, negotiated_ms)) {
                     return;
                 }
             } else if self.shared.lock().closing {
@@ -1045,7 +1031,7 @@ impl Inner {
                     failures_in_row += 1;
                     if failures_in_row % self.hosts.len() == 0 {
                         let rounds = failures_in_row / self.hosts.len();
-                        if self.pause(backoff::round_pause(jitter.next(), rounds)) {
+                        if self.pause(backoff::round_pause(&mut jitter, rounds)) {
                             return;
                         }
                     }

@@ -48,6 +48,14 @@ use innkeeper::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The library's own generator (`src/random.rs`), so seeded runs draw from
+/// the same code as the library.
+#[allow(dead_code)]
+#[path = "../src/random.rs"]
+mod random;
+
+use random::Rng;
+
 const ROLE_ENV: &str = "INNKEEPER_CRASH_ROLE";
 const CYCLES_ENV: &str = "INNKEEPER_CRASH_CYCLES";
 const SEED_ENV: &str = "INNKEEPER_SEED";
@@ -71,24 +79,6 @@ fn main() {
         child::run();
     } else {
         parent::run();
-    }
-}
-
-/// splitmix64: deterministic, seedable, no crate.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -491,14 +481,14 @@ mod child {
         let mut threads = Vec::new();
         for writer in 0..WRITERS {
             let (keeper, log) = (keeper.clone(), log.clone());
-            let rng = Rng(seed ^ (writer as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+            let rng = Rng::seeded(seed ^ (writer as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
             threads.push(std::thread::spawn(move || {
                 write_loop(&keeper, &log, cycle, writer, rng)
             }));
         }
         {
             let (keeper, log) = (keeper.clone(), log.clone());
-            let rng = Rng(seed ^ 0x5EE);
+            let rng = Rng::seeded(seed ^ 0x5EE);
             threads.push(std::thread::spawn(move || {
                 read_loop(&keeper, &log, cycle, rng)
             }));
@@ -710,7 +700,7 @@ mod parent {
         let cycles = env_u64(CYCLES_ENV).unwrap_or(CYCLES_DEFAULT);
         println!("crash test: {cycles} cycles, seed {seed} ({SEED_ENV}={seed} replays it)");
         let started = Instant::now();
-        let mut rng = Rng(seed);
+        let mut rng = Rng::seeded(seed);
         // Kept on failure for a post-mortem; removed after a pass.
         let work = tempfile::tempdir().expect("tempdir").keep();
         let store = work.join("store");
@@ -735,7 +725,7 @@ mod parent {
         let (mut killed_before_open, mut acked_total) = (0u64, 0u64);
         let mut aborted_in_snapshot = 0u64;
         for cycle in 0..cycles {
-            let cycle_seed = rng.next();
+            let cycle_seed = rng.next_u64();
             let periodic = cycle % 4 == 3;
             let side = work.join(format!("side-{cycle}.log"));
             let stderr = work.join(format!("child-{cycle}.stderr"));

@@ -9,9 +9,10 @@ use base64::Engine as _;
 use parking_lot::Mutex;
 
 use super::cache::TreeCache;
-use super::util::{self, SplitMix};
+use super::util;
 use crate::node::CreateMode;
 use crate::path;
+use crate::random::Rng;
 use crate::{Coordinator, Error, ErrorKind, Result};
 
 /// One running instance of a service.
@@ -243,7 +244,7 @@ impl<C: Coordinator + ?Sized + 'static> ServiceDiscovery<C> {
             cache: TreeCache::children(self.client.clone(), &path::join(&self.base, name))?,
             strategy,
             next: AtomicUsize::new(0),
-            rng: Mutex::new(SplitMix::seeded()),
+            rng: Mutex::new(Rng::from_os()),
         })
     }
 }
@@ -289,7 +290,7 @@ pub struct ServiceProvider<C: Coordinator + ?Sized + 'static> {
     cache: TreeCache<C>,
     strategy: PickStrategy,
     next: AtomicUsize,
-    rng: Mutex<SplitMix>,
+    rng: Mutex<Rng>,
 }
 
 impl<C: Coordinator + ?Sized + 'static> ServiceProvider<C> {
@@ -310,7 +311,7 @@ impl<C: Coordinator + ?Sized + 'static> ServiceProvider<C> {
         }
         let idx = match self.strategy {
             PickStrategy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % all.len(),
-            PickStrategy::Random => self.rng.lock().below(all.len()),
+            PickStrategy::Random => self.rng.lock().index(all.len()),
         };
         Some(all.swap_remove(idx))
     }

@@ -1,5 +1,5 @@
 //! Helpers the recipes share: deadlines, waiting on a watch, sequence
-//! suffixes, protected sequential creates, a small random source.
+//! suffixes, protected sequential creates.
 //!
 //! Everything here goes through [`Coordinator`] only.
 
@@ -277,36 +277,6 @@ pub(crate) fn join_unless_current(handle: std::thread::JoinHandle<()>) -> std::t
     handle.join()
 }
 
-/// A small, fast, non-cryptographic random source (SplitMix64) for
-/// choices that only need to be spread out, such as picking an instance.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix(u64);
-
-impl SplitMix {
-    pub(crate) fn seeded() -> SplitMix {
-        static SALT: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        SplitMix(SALT.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ u64::from(nanos))
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n > 0`).
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        let n64 = u64::try_from(n).unwrap_or(u64::MAX).max(1);
-        usize::try_from(self.next_u64() % n64).unwrap_or(0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,13 +303,5 @@ mod tests {
                 "write-b-0000000003"
             ]
         );
-    }
-
-    #[test]
-    fn split_mix_stays_in_range() {
-        let mut rng = SplitMix(7);
-        for _ in 0..1000 {
-            assert!(rng.below(3) < 3);
-        }
     }
 }

@@ -203,24 +203,8 @@ impl Record<'_> {
 mod tests {
     use super::*;
     use crate::node::{Id, Perms};
+    use crate::random::Rng;
     use crate::txn::{CreateTxn, TxnOp};
-
-    /// A tiny deterministic generator (splitmix64) so the test needs no crate.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
 
     fn sample_records() -> Vec<Record<'static>> {
         let acl = vec![Acl::new(Perms::ALL, Id::anyone())];
@@ -340,13 +324,13 @@ mod tests {
     #[test]
     fn decoding_random_and_mutated_bytes_never_panics() {
         let seed = 0x5EED_0001;
-        let mut rng = Rng(seed);
+        let mut rng = Rng::seeded(seed);
         let valid: Vec<Vec<u8>> = sample_records().iter().map(encode).collect();
         let mut decoded_ok = 0;
         for round in 0..6000 {
             let mut bytes = if round % 3 == 0 {
                 let len = rng.below(64) as usize;
-                (0..len).map(|_| rng.next() as u8).collect::<Vec<u8>>()
+                (0..len).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>()
             } else {
                 valid[rng.below(valid.len() as u64) as usize].clone()
             };
@@ -354,7 +338,7 @@ mod tests {
                 for _ in 0..=rng.below(4) {
                     let at = rng.below(bytes.len() as u64) as usize;
                     match rng.below(4) {
-                        0 => bytes[at] = rng.next() as u8,
+                        0 => bytes[at] = rng.next_u64() as u8,
                         1 => bytes[at] ^= 1 << rng.below(8),
                         2 => bytes.truncate(at),
                         _ => bytes.insert(at, 0xFF),

@@ -620,23 +620,6 @@ fn a_backup_restores_into_a_new_store_and_into_memory() {
     keeper.shutdown().unwrap();
 }
 
-/// A tiny deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn seed_from_env(default: u64) -> u64 {
     std::env::var("INNKEEPER_SEED")
         .ok()
@@ -677,7 +660,7 @@ fn damaged_files_give_a_consistent_keeper_or_a_typed_error() {
     // fails the test. INNKEEPER_SEED replays a run.
     let seed = seed_from_env(0xC0FFEE);
     eprintln!("damaged_files seed: {seed} (INNKEEPER_SEED={seed} to replay)");
-    let mut rng = Rng(seed);
+    let mut rng = crate::random::Rng::seeded(seed);
     let work = tempfile::tempdir().unwrap();
     let pristine = work.path().join("pristine");
     let clock = ManualClock::new(T0);
@@ -712,7 +695,7 @@ fn damaged_files_give_a_consistent_keeper_or_a_typed_error() {
         }
         for _ in 0..=rng.below(8) {
             let at = rng.below(bytes.len() as u64) as usize;
-            bytes[at] = rng.next() as u8;
+            bytes[at] = rng.next_u64() as u8;
         }
         fs::write(target, &bytes).unwrap();
         match builder(&clock).open(&victim) {

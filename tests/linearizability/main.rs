@@ -21,6 +21,11 @@
 
 mod checker;
 mod proxy;
+/// The library's own generator (`src/random.rs`), so seeded runs draw from
+/// the same code as the library.
+#[allow(dead_code)]
+#[path = "../../src/random.rs"]
+mod random;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -181,13 +186,8 @@ fn client(
     seed: u64,
 ) {
     let now = || epoch.elapsed().as_micros() as u64;
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = random::Rng::seeded(seed);
+    let mut next = move || rng.next_u64();
     let mut session = retry(|| connect(&addr));
     let eph = format!("{root}/eph/c{id}");
     retry(|| match session.create(&eph, b"", CreateMode::Ephemeral) {

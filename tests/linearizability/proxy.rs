@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -52,20 +52,18 @@ pub struct Proxy {
     pub counts: Arc<Counts>,
 }
 
-struct Rng(AtomicU64);
+/// The fault draws, shared by the proxy's connection threads.
+struct Rng(Mutex<crate::random::Rng>);
 
 impl Rng {
     fn next(&self) -> u64 {
-        let mut z = self
-            .0
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).next_u64()
     }
     fn chance(&self, percent: u64) -> bool {
-        percent > 0 && self.next() % 100 < percent
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .chance(percent)
     }
 }
 
@@ -79,7 +77,7 @@ impl Proxy {
         let calm = Arc::new(AtomicBool::new(false));
         let calm2 = calm.clone();
         let counts = Arc::new(Counts::default());
-        let rng = Arc::new(Rng(AtomicU64::new(seed)));
+        let rng = Arc::new(Rng(Mutex::new(crate::random::Rng::seeded(seed))));
         let (stop2, counts2) = (stop.clone(), counts.clone());
         let accept = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {

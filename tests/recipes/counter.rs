@@ -22,7 +22,7 @@ fn counter_loses_no_update_under_contention_and_expiry() {
         for t in 0..6u64 {
             let (world, acknowledged) = (world.clone(), acknowledged.clone());
             scope.spawn(move || {
-                let mut rng = common::Rng::new(seed + t);
+                let mut rng = common::Rng::seeded(seed + t);
                 let mut session = world.session();
                 let mut counter = AtomicCounter::new(session.clone(), "/n/c").expect("counter");
                 for round in 0..60 {

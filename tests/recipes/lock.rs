@@ -46,7 +46,7 @@ fn lock_excludes_under_threads() {
 #[test]
 fn lock_excludes_live_holders_while_sessions_expire() {
     let world = Arc::new(World::new());
-    let mut rng = common::Rng::new(common::seed());
+    let mut rng = common::Rng::seeded(common::seed());
     const THREADS: usize = 4;
     // Per thread: the session id inside the critical section (0 = none).
     let inside: Arc<Vec<std::sync::atomic::AtomicI64>> =

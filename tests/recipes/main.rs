@@ -31,3 +31,9 @@ mod queue;
 mod session_end;
 mod step;
 mod tasks;
+
+/// The library's own generator (`src/random.rs`), so seeded runs draw from
+/// the same code as the library.
+#[allow(dead_code)]
+#[path = "../../src/random.rs"]
+mod random;

@@ -57,7 +57,7 @@ fn queues_deliver_in_order() {
 fn every_item_taken_exactly_once_despite_dying_consumers() {
     let world = Arc::new(World::new());
     let received = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut rng = common::Rng::new(common::seed());
+    let mut rng = common::Rng::seeded(common::seed());
     let kill_every: Vec<u64> = (0..4).map(|_| 5 + rng.below(8)).collect();
     std::thread::scope(|scope| {
         for p in 0..2 {

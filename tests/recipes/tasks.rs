@@ -192,7 +192,7 @@ fn no_task_has_two_live_owners_under_churn() {
     ));
     let doomed = Arc::new(Mutex::new(HashSet::<i64>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut rng = common::Rng::new(common::seed());
+    let mut rng = common::Rng::seeded(common::seed());
     std::thread::scope(|scope| {
         let (slots_c, doomed_c, stop_c) = (slots.clone(), doomed.clone(), stop.clone());
         scope.spawn(move || {

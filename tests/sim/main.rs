@@ -19,6 +19,13 @@
 //! present: fsync there is free, which keeps the default run short).
 
 mod model;
+/// The library's own generator (`src/random.rs`), so seeded runs draw from
+/// the same code as the library.
+#[allow(dead_code)]
+#[path = "../../src/random.rs"]
+mod random;
+
+use random::Rng;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,25 +44,6 @@ const REAP_MS: u64 = 300;
 const NAMES: [&str; 5] = ["a", "b", "c", "x", "y"];
 const USER: &str = "sim";
 const PASSWORD: &str = "secret";
-
-/// splitmix64: small, fast, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// One step of a run. Targets are picks resolved against the model when
 /// the step runs, so any subsequence of a history still runs (shrinking).
@@ -132,7 +120,7 @@ enum Step {
 }
 
 fn generate(seed: u64, steps: usize) -> Vec<Step> {
-    let mut r = Rng(seed);
+    let mut r = Rng::seeded(seed);
     let mut out = Vec::with_capacity(steps);
     for slot in 0..SLOTS {
         out.push(Step::Open {
@@ -143,7 +131,7 @@ fn generate(seed: u64, steps: usize) -> Vec<Step> {
     }
     for _ in 0..steps {
         let slot = r.below(SLOTS as u64) as usize;
-        let pick = r.next() as u32;
+        let pick = r.next_u64() as u32;
         let version = r.below(3) as u8;
         let step = match r.below(100) {
             0..=21 => Step::Create {
@@ -189,7 +177,7 @@ fn generate(seed: u64, steps: usize) -> Vec<Step> {
                     .map(|_| {
                         (
                             r.below(4) as u8,
-                            r.next() as u32,
+                            r.next_u64() as u32,
                             r.below(3) as u8,
                             r.below(8) as u8,
                         )
