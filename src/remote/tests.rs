@@ -5,8 +5,16 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
+use super::address::{to_client, to_server, ConnectString};
+use super::connection::set_watches_requests;
 use super::*;
+use crate::coordinator::Coordinator;
+use crate::error::ErrorKind;
+use crate::event::{EventType, KeeperState, WatchReceiver, Watcher};
+use crate::proto::{self, xid, ConnectRequest, Request, Response};
 use crate::proto::{ConnectResponse, ReplyHeader, WatcherEvent};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 #[test]
 fn connect_strings_parse_like_the_java_client() {
