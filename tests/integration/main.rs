@@ -1,3 +1,4 @@
+mod architecture;
 mod core;
 mod docs;
 mod model;
