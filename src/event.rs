@@ -321,3 +321,53 @@ pub enum AddWatchMode {
     /// Data events of a node and all its descendants, until removed.
     PersistentRecursive,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(path: &str) -> WatchedEvent {
+        WatchedEvent::node(EventType::NodeCreated, path)
+    }
+
+    #[test]
+    fn a_watch_receiver_hands_out_each_event_once_in_order() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let events = WatchReceiver::new(rx);
+        assert!(events.is_empty());
+        assert_eq!(events.try_recv(), None);
+        let short = Duration::from_millis(5);
+        assert_eq!(events.recv_timeout(short), None);
+        assert_eq!(events.recv_deadline(Instant::now() + short), None);
+        for p in ["/a", "/b", "/c", "/d", "/e"] {
+            tx.send(created(p)).unwrap();
+        }
+        assert_eq!(events.len(), 5);
+        assert_eq!(events.recv(), Some(created("/a")));
+        assert_eq!(events.recv_timeout(short), Some(created("/b")));
+        // A clone shares the stream: what one takes, the other does not see.
+        let other = events.clone();
+        assert_eq!(other.try_recv(), Some(created("/c")));
+        assert_eq!(events.try_iter().next(), Some(created("/d")));
+        assert_eq!(events.drain(), vec![created("/e")]);
+        assert!(other.is_empty());
+    }
+
+    #[test]
+    fn a_watch_receiver_ends_once_no_event_can_come() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let events = WatchReceiver::new(rx);
+        tx.send(created("/a")).unwrap();
+        tx.send(WatchedEvent::state(KeeperState::Closed)).unwrap();
+        drop(tx);
+        // What was sent is still received; then the calls answer at once.
+        let all: Vec<WatchedEvent> = events.iter().collect();
+        assert_eq!(
+            all,
+            vec![created("/a"), WatchedEvent::state(KeeperState::Closed)]
+        );
+        assert_eq!(events.recv(), None);
+        assert_eq!(events.recv_timeout(Duration::from_secs(60)), None);
+        assert_eq!(events.wait(Duration::from_secs(60)), None);
+    }
+}

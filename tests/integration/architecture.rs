@@ -199,69 +199,36 @@ fn first_two(path: &str) -> Vec<(String, Option<String>)> {
     vec![(first, (!second.is_empty()).then(|| second.to_string()))]
 }
 
-#[test]
-fn every_crate_import_is_allowed_by_the_code_map() {
-    let root = root();
-    let architecture = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
-    let rows = code_map(&architecture);
+/// A library source file: its path (for messages), its top module, its text.
+struct Source {
+    rel: String,
+    module: String,
+    text: String,
+}
+
+/// Every way the sources break the code map of `architecture`.
+fn layering_problems(architecture: &str, sources: &[Source]) -> Vec<String> {
+    let rows = code_map(architecture);
     let table: BTreeMap<&str, &Allowed> = rows.iter().map(|(n, a)| (n.as_str(), a)).collect();
-
-    let src = root.join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    files.sort();
     // The crate's modules: what `crate::NAME` can mean besides a root re-export.
-    let modules: BTreeSet<String> = files
-        .iter()
-        .filter_map(|f| f.strip_prefix(&src).ok())
-        .filter(|rel| !rel.starts_with("bin"))
-        .filter_map(|rel| rel.components().next())
-        .map(|c| {
-            c.as_os_str()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string()
-        })
-        .filter(|m| m != "lib")
-        .collect();
-
+    let modules: BTreeSet<&str> = sources.iter().map(|s| s.module.as_str()).collect();
     let mut problems = Vec::new();
     for module in &modules {
-        if !table.contains_key(module.as_str()) {
+        if !table.contains_key(module) {
             problems.push(format!(
                 "module `{module}` has no row in ARCHITECTURE.md's code map: add a row \
                  saying what it owns and which modules it may use"
             ));
         }
     }
-    for file in &files {
-        let rel = file
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let in_src = file.strip_prefix(&src).unwrap();
-        if in_src.starts_with("bin") || in_src == Path::new("lib.rs") {
-            continue;
-        }
-        if file.file_name().is_some_and(|n| n == "tests.rs") {
-            continue;
-        }
-        let module = in_src
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
-        let Some(allowed) = table.get(module.as_str()) else {
+    for source in sources {
+        let module = source.module.as_str();
+        let Some(allowed) = table.get(module) else {
             continue;
         };
-        let code = code_of(&fs::read_to_string(file).unwrap());
         let mut seen = BTreeSet::new();
-        for (target, item) in crate_refs(&code) {
-            if target == module || !modules.contains(&target) {
+        for (target, item) in crate_refs(&code_of(&source.text)) {
+            if target == module || !modules.contains(target.as_str()) {
                 // Its own module, or a root re-export (the public API).
                 continue;
             }
@@ -279,17 +246,96 @@ fn every_crate_import_is_allowed_by_the_code_map() {
                      ARCHITECTURE.md does not allow module `{target}`: if the dependency \
                      is meant, add `{target}` (or `{target}::{item}`) to that row's \
                      \"may use\" column; if not, remove the use",
+                    rel = source.rel,
                     item = item.as_deref().unwrap_or("Item"),
                 ));
             }
         }
     }
+    problems
+}
+
+#[test]
+fn every_crate_import_is_allowed_by_the_code_map() {
+    let root = root();
+    let architecture = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let src = root.join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut sources = Vec::new();
+    for file in &files {
+        let in_src = file.strip_prefix(&src).unwrap();
+        if in_src.starts_with("bin") || in_src == Path::new("lib.rs") {
+            continue;
+        }
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let module = in_src.components().next().unwrap().as_os_str();
+        sources.push(Source {
+            rel: file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            module: module.to_string_lossy().trim_end_matches(".rs").to_string(),
+            text: fs::read_to_string(file).unwrap(),
+        });
+    }
+    let problems = layering_problems(&architecture, &sources);
     assert!(
         problems.is_empty(),
         "{} layering problem(s):\n{}",
         problems.len(),
         problems.join("\n")
     );
+}
+
+#[test]
+fn a_use_the_table_does_not_allow_is_named_with_its_file() {
+    let architecture = "## Code map\n\n| module | owns | may use |\n|---|---|---|\n\
+        | `path` | rules | nothing |\n| `tree` | nodes | `path`, `watch::Change` |\n\
+        | `watch` | tables | `path` |\n";
+    let source = |rel: &str, module: &str, text: &str| Source {
+        rel: rel.to_string(),
+        module: module.to_string(),
+        text: text.to_string(),
+    };
+    let clean = [
+        source("src/path.rs", "path", "use crate::Error;"),
+        source(
+            "src/tree.rs",
+            "tree",
+            "use crate::path::{self, parent};\nuse crate::watch::Change;\n// crate::watch::Table\n",
+        ),
+        source("src/watch.rs", "watch", "use crate::{path, Stat};"),
+    ];
+    assert_eq!(
+        layering_problems(architecture, &clean),
+        Vec::<String>::new()
+    );
+
+    let broken = [
+        source("src/path.rs", "path", "fn f() { crate::tree::walk(); }"),
+        source(
+            "src/tree.rs",
+            "tree",
+            "use crate::{watch::{Change, Table}};",
+        ),
+        source(
+            "src/watch.rs",
+            "watch",
+            "#[cfg(test)]\nmod tests { use crate::tree; }",
+        ),
+        source("src/extra.rs", "extra", ""),
+    ];
+    let problems = layering_problems(architecture, &broken);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("module `extra` has no row"));
+    assert!(problems[1].starts_with("src/path.rs uses `crate::tree::walk`"));
+    assert!(problems[1].contains("row of `path`") && problems[1].contains("add `tree`"));
+    assert!(problems[2].starts_with("src/tree.rs uses `crate::watch::Table`"));
 }
 
 #[test]
