@@ -10,11 +10,17 @@
 
 use std::time::Duration;
 
+/// Fills `buf` with random bytes from the OS, or says why it cannot (for
+/// callers that would rather fail than use anything else: SASL nonces).
+pub(crate) fn try_fill(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    getrandom::fill(buf)
+}
+
 /// Fills `buf` with random bytes from the OS. Should the OS source fail
 /// (it does not on supported systems), falls back to std's randomly keyed
 /// hasher, itself seeded from the OS, rather than panic.
 pub(crate) fn fill(buf: &mut [u8]) {
-    if getrandom::fill(buf).is_ok() {
+    if try_fill(buf).is_ok() {
         return;
     }
     use std::hash::{BuildHasher, Hasher};

@@ -29,7 +29,7 @@ pub use jaas::{JaasEntry, JaasFile, JaasSection};
 pub fn random_nonce() -> crate::Result<String> {
     use base64::Engine as _;
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| {
+    crate::random::try_fill(&mut bytes).map_err(|e| {
         crate::Error::new(crate::ErrorKind::SystemError)
             .detail(format!("no random bytes from the OS: {e}"))
     })?;
