@@ -75,6 +75,12 @@ const SET_WATCHES_BYTES_MAX: usize = 128 * 1024;
 /// takes a round trip or two. An explicit connect timeout is honoured as given.
 pub(crate) const CONNECT_TIMEOUT_MIN_DEFAULT: Duration = Duration::from_secs(2);
 
+/// The least time a handshake waits for its answer, whatever the requested
+/// session timeout: creating a session on an ensemble is a quorum commit.
+/// A request below it is below any server's minimum timeout (two ticks)
+/// and is clamped up in the answer anyway.
+const HANDSHAKE_WAIT_MIN: Duration = Duration::from_millis(500);
+
 /// How long [`RemoteSession::close`] on a disconnected session waits for a
 /// reconnect to send the close; past it, close fails with ConnectionLoss and
 /// the server expires the session on its own.

@@ -19,7 +19,7 @@ use super::backoff;
 use super::link::Link;
 use super::{
     fail_pending, read_timeout, server_error, write_frame, End, Inner, SaslLogin,
-    REPLY_FRAME_BYTES_MAX, SET_WATCHES_BYTES_MAX, XID_SET_WATCHES,
+    HANDSHAKE_WAIT_MIN, REPLY_FRAME_BYTES_MAX, SET_WATCHES_BYTES_MAX, XID_SET_WATCHES,
 };
 
 impl Inner {
@@ -123,7 +123,10 @@ impl Inner {
         let connect_timeout = (Duration::from_millis(u64::try_from(negotiated_ms).unwrap_or(1000))
             / n_hosts)
             .max(Duration::from_millis(100));
-        let read_timeout = read_timeout(negotiated_ms);
+        // Two thirds of a tiny requested timeout (which the server clamps
+        // up, but only in its answer) is too short for an ensemble to
+        // commit a new session: the handshake gets at least a floor.
+        let read_timeout = read_timeout(negotiated_ms).max(HANDSHAKE_WAIT_MIN);
         let addrs: Vec<_> = (host.0.as_str(), host.1)
             .to_socket_addrs()
             .map_err(|e| lost("cannot resolve", &e))?
