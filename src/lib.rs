@@ -74,6 +74,7 @@ mod event;
 mod front;
 mod javaorder;
 mod keeper;
+mod liveness;
 mod local;
 mod metrics;
 mod node;

@@ -17,6 +17,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::path;
+use crate::session::SessionTable;
 use crate::state::State;
 use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
@@ -261,9 +262,9 @@ impl Frames<'_> {
     }
 }
 
-/// Decodes a snapshot file's bytes into a state whose sessions get
-/// deadlines from `now_ms` (recovery refreshes them again anyway).
-pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded, SnapshotError> {
+/// Decodes a snapshot file's bytes into a state (built by
+/// [`State::restore`] from the decoded tree and sessions).
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
     let body = bytes
         .strip_prefix(&MAGIC[..])
         .ok_or(SnapshotError::NotASnapshot)?;
@@ -288,9 +289,8 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             header.zxid
         )));
     }
-    let mut state = State::new(tick_ms);
-    state.tree = Tree::empty();
-    state.last_zxid = header.zxid;
+    let mut tree = Tree::empty();
+    let mut sessions = SessionTable::new();
     // Tree ACL index of each `Acl` record, by position.
     let mut acls: Vec<u32> = Vec::new();
     // The ids and path lengths of the current node's ancestors, by depth.
@@ -307,7 +307,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                 if n_nodes > 0 || n_sessions > 0 {
                     return Err(damaged("acl record after nodes"));
                 }
-                acls.push(state.tree.intern_acl(&list));
+                acls.push(tree.intern_acl(&list));
             }
             Record::Node(node) => {
                 if n_sessions > 0 {
@@ -341,8 +341,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                     if !node.name.is_empty() {
                         return Err(damaged("a root with a name"));
                     }
-                    let id = state
-                        .tree
+                    let id = tree
                         .restore_root(acl, &fields)
                         .map_err(SnapshotError::Damaged)?;
                     stack.push((id, 1));
@@ -366,8 +365,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                         path_buf.push('/');
                     }
                     path_buf.push_str(&node.name);
-                    let id = state
-                        .tree
+                    let id = tree
                         .restore_child(parent, &node.name, &path_buf, acl, &fields)
                         .map_err(SnapshotError::Damaged)?;
                     stack.push((id, path_buf.len()));
@@ -375,18 +373,13 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                 n_nodes += 1;
             }
             Record::Session(session) => {
-                if state.sessions.get(session.session_id).is_some() {
+                if sessions.get(session.session_id).is_some() {
                     return Err(SnapshotError::Damaged(format!(
                         "session {:#x} twice",
                         session.session_id
                     )));
                 }
-                state.sessions.add(
-                    session.session_id,
-                    session.timeout_ms,
-                    session.password,
-                    now_ms,
-                );
+                sessions.add(session.session_id, session.timeout_ms, session.password);
                 n_sessions += 1;
             }
             Record::SnapshotEnd(end) => {
@@ -416,6 +409,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             }
         }
     }
+    let state = State::restore(tree, sessions, header.zxid);
     if SYSTEM_PATHS.iter().any(|p| state.tree.get(p).is_none()) {
         return Err(damaged("a system node is missing"));
     }
@@ -556,7 +550,7 @@ mod tests {
     use crate::txn::{CreateTxn, Txn, TxnOp};
 
     fn sample_state() -> State {
-        let mut state = State::new(100);
+        let mut state = State::new();
         let txns = [
             TxnOp::CreateSession {
                 session_id: 0x77,
@@ -619,7 +613,7 @@ mod tests {
     fn a_snapshot_round_trips_every_field() {
         let state = sample_state();
         let bytes = encode(&state, 0x78, 5).unwrap();
-        let decoded = decode(&bytes, 100, 0).unwrap();
+        let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.header.session_id_high, 0x78);
         assert_same(&state, &decoded.state);
         decoded.state.check_invariants().unwrap();
@@ -638,7 +632,7 @@ mod tests {
         // A node record holds its name and depth, never its path: 5 000
         // levels (paths up to 10 kB) must not cost 5 000 paths.
         const DEPTH: i64 = 5_000;
-        let mut state = State::new(100);
+        let mut state = State::new();
         let mut p = String::new();
         for zxid in 1..=DEPTH {
             p.push_str("/d");
@@ -660,7 +654,7 @@ mod tests {
             "{} bytes for {DEPTH} nodes",
             bytes.len()
         );
-        let decoded = decode(&bytes, 100, 0).unwrap();
+        let decoded = decode(&bytes).unwrap();
         assert_same(&state, &decoded.state);
         assert!(decoded.state.tree.get(&p).is_some());
         decoded.state.check_invariants().unwrap();
@@ -685,7 +679,7 @@ mod tests {
             }
             out
         };
-        assert!(decode(&reframe(&records), 100, 0).is_ok());
+        assert!(decode(&reframe(&records)).is_ok());
         let nodes: Vec<usize> = (0..records.len())
             .filter(|&i| matches!(records[i], Record::Node(_)))
             .collect();
@@ -704,31 +698,31 @@ mod tests {
         );
         let mut swapped = records.clone();
         swapped.swap(a, c);
-        assert!(decode(&reframe(&swapped), 100, 0).is_err());
+        assert!(decode(&reframe(&swapped)).is_err());
         // A node two levels below its predecessor.
         let mut jumped = records.clone();
         if let Record::Node(n) = &mut jumped[c] {
             n.depth = 4;
         }
-        assert!(decode(&reframe(&jumped), 100, 0).is_err());
+        assert!(decode(&reframe(&jumped)).is_err());
     }
 
     #[test]
     fn every_truncation_and_bit_flip_is_an_error() {
         let bytes = encode(&sample_state(), 0, 0).unwrap();
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], 100, 0).is_err(), "truncated to {len}");
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
         }
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert!(decode(&damaged, 100, 0).is_err(), "flip at {at}");
+            assert!(decode(&damaged).is_err(), "flip at {at}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer, 100, 0).is_err());
+        assert!(decode(&longer).is_err());
         assert_eq!(
-            decode(b"not a snapshot", 100, 0).err(),
+            decode(b"not a snapshot").err(),
             Some(SnapshotError::NotASnapshot)
         );
     }
