@@ -682,6 +682,7 @@ pub(crate) fn snapshot_error(e: SnapshotError, what: &str) -> Error {
     let kind = match e {
         SnapshotError::NotASnapshot | SnapshotError::Version(_) => ErrorKind::IncompatibleStore,
         SnapshotError::Damaged(_) => ErrorKind::Corrupted,
+        SnapshotError::Io(_) => ErrorKind::Io,
     };
     Error::new(kind).detail(format!("{what}: {e}"))
 }
@@ -723,11 +724,9 @@ fn recover_with(
                 break;
             }
         }
-        let loaded = fs::read(path)
-            .map_err(|e| io_error(e, "reading", path))
-            .and_then(|bytes| {
-                snapshot::decode(&bytes).map_err(|e| snapshot_error(e, &path.display().to_string()))
-            });
+        // Streamed: the file is never whole in memory.
+        let loaded =
+            snapshot::decode_file(path).map_err(|e| snapshot_error(e, &path.display().to_string()));
         match loaded {
             Ok(decoded) if decoded.header.zxid == *zxid => {
                 base = Some((decoded.state, decoded.header.session_id_high));

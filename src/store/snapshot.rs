@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use crate::path;
@@ -44,6 +44,8 @@ pub(crate) enum SnapshotError {
     Version(u8),
     /// The bytes are damaged or incomplete: what and where.
     Damaged(String),
+    /// The file could not be read (not a statement about its bytes).
+    Io(String),
 }
 
 impl fmt::Display for SnapshotError {
@@ -56,12 +58,12 @@ impl fmt::Display for SnapshotError {
                 codec::FORMAT_VERSION
             ),
             SnapshotError::Damaged(why) => write!(f, "damaged snapshot: {why}"),
+            SnapshotError::Io(why) => write!(f, "cannot read the snapshot: {why}"),
         }
     }
 }
 
-/// A decoded snapshot: the state (sessions with deadlines from `now_ms`)
-/// and its header.
+/// A decoded snapshot: the state and its header.
 pub(crate) struct Decoded {
     /// The state at `header.zxid`.
     pub state: State,
@@ -221,57 +223,108 @@ pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Walks the frames of a snapshot body.
-struct Frames<'a> {
-    rest: &'a [u8],
-    offset: usize,
+/// Walks the frames of a snapshot body, read one frame at a time (a
+/// snapshot file is never whole in memory while it is decoded).
+struct Frames<R> {
+    input: R,
+    /// Offset of the next frame in the file.
+    offset: u64,
+    /// The current frame's payload, reused from frame to frame.
+    payload: Vec<u8>,
 }
 
-impl Frames<'_> {
-    /// The next record, `None` at the end of the bytes.
-    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
-        if self.rest.is_empty() {
-            return Ok(None);
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::Io(e.to_string())),
         }
+    }
+    Ok(filled)
+}
+
+impl<R: Read> Frames<R> {
+    fn new(input: R, offset: u64) -> Frames<R> {
+        Frames {
+            input,
+            offset,
+            payload: Vec::new(),
+        }
+    }
+
+    /// The next record, `None` at the end of the input.
+    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
         let at = self.offset;
         let damaged = |why: String| SnapshotError::Damaged(format!("frame at byte {at}: {why}"));
-        if self.rest.len() < FRAME_HEADER_BYTES {
-            return Err(damaged("truncated frame header".into()));
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        match read_full(&mut self.input, &mut header)? {
+            0 => return Ok(None),
+            FRAME_HEADER_BYTES => {}
+            _ => return Err(damaged("truncated frame header".into())),
         }
-        let (header, rest) = self.rest.split_at(FRAME_HEADER_BYTES);
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > FRAME_BYTES_MAX || len > rest.len() {
+        if len > FRAME_BYTES_MAX {
             return Err(damaged(format!(
-                "length {len} exceeds the {} bytes left",
-                rest.len()
+                "length {len} exceeds the frame limit {FRAME_BYTES_MAX}"
             )));
         }
-        let (payload, rest) = rest.split_at(len);
-        if crc32fast::hash(payload) != crc {
+        // Read what is there, up to `len`: a damaged length near the limit
+        // allocates only as much as the file holds.
+        self.payload.clear();
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut self.payload)
+            .map_err(|e| SnapshotError::Io(e.to_string()))?;
+        if self.payload.len() < len {
+            return Err(damaged(format!(
+                "length {len} exceeds the {} bytes left",
+                self.payload.len()
+            )));
+        }
+        if crc32fast::hash(&self.payload) != crc {
             return Err(damaged("checksum mismatch".into()));
         }
-        let record = codec::decode(payload).map_err(|e| match e {
+        let record = codec::decode(&self.payload).map_err(|e| match e {
             DecodeError::Version(v) => SnapshotError::Version(v),
             other => damaged(other.to_string()),
         })?;
-        self.rest = rest;
-        self.offset = at + FRAME_HEADER_BYTES + len;
+        self.offset = at + (FRAME_HEADER_BYTES + len) as u64;
         Ok(Some(record))
     }
+
+    /// How many bytes follow (0 at the end); reads at most a few.
+    fn bytes_left(&mut self) -> Result<usize, SnapshotError> {
+        let mut probe = [0u8; 16];
+        read_full(&mut self.input, &mut probe)
+    }
+}
+
+/// Decodes the snapshot file at `path`, streamed through a buffer.
+pub(crate) fn decode_file(path: &Path) -> Result<Decoded, SnapshotError> {
+    let file = File::open(path).map_err(|e| SnapshotError::Io(e.to_string()))?;
+    decode_from(std::io::BufReader::with_capacity(1 << 20, file))
 }
 
 /// Decodes a snapshot file's bytes into a state (built by
 /// [`State::restore`] from the decoded tree and sessions).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
-    let body = bytes
-        .strip_prefix(&MAGIC[..])
-        .ok_or(SnapshotError::NotASnapshot)?;
-    let mut frames = Frames {
-        rest: body,
-        offset: MAGIC.len(),
-    };
+    decode_from(bytes)
+}
+
+/// Decodes a snapshot read from `input`, frame by frame, into a state
+/// (built by [`State::restore`] from the decoded tree and sessions).
+fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
+    let mut magic = [0u8; MAGIC.len()];
+    if read_full(&mut input, &mut magic)? < MAGIC.len() || magic != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let mut frames = Frames::new(input, MAGIC.len() as u64);
     let damaged = |why: &str| SnapshotError::Damaged(why.to_string());
     let header = match frames.next_record()? {
         Some(Record::SnapshotHeader(header)) => header,
@@ -393,10 +446,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
                         "end record counts {end:?}, file holds {seen:?}"
                     )));
                 }
-                if !frames.rest.is_empty() {
+                let left = frames.bytes_left()?;
+                if left > 0 {
                     return Err(SnapshotError::Damaged(format!(
-                        "{} bytes after the end record",
-                        frames.rest.len()
+                        "{left}{} bytes after the end record",
+                        if left == 16 { " or more" } else { "" }
                     )));
                 }
                 break;
@@ -664,10 +718,7 @@ mod tests {
     fn siblings_out_of_order_or_depth_jumps_are_damage() {
         let state = sample_state();
         let bytes = encode(&state, 0, 0).unwrap();
-        let mut frames = Frames {
-            rest: &bytes[MAGIC.len()..],
-            offset: MAGIC.len(),
-        };
+        let mut frames = Frames::new(&bytes[MAGIC.len()..], MAGIC.len() as u64);
         let mut records = Vec::new();
         while let Some(record) = frames.next_record().unwrap() {
             records.push(record);
