@@ -7,7 +7,16 @@
 //! zkbench --addr 127.0.0.1:2181            # the workloads
 //! zkbench --addr 127.0.0.1:2181 --ready-since-ns <epoch ns>   # start-to-ready
 //! zkbench --addr 127.0.0.1:2181 --fill 100000                 # nodes for RSS
+//! zkbench --addr 127.0.0.1:2181 --populate 1000000 --window 100
+//! zkbench --addr 127.0.0.1:2181 --first-get /pop/b0/n0 --ready-since-ns <epoch ns>
 //! ```
+//!
+//! `--populate N` (for `benches/compare-scale.sh`) creates N nodes of 16 B
+//! at `/pop/b<i/1000>/n<i%1000>` (each `/pop/b<k>` created just before its
+//! first child, in the same pipeline) and prints the load rate and the
+//! worst and 99th-percentile write latency. `--first-get PATH` retries a
+//! connect and a getData of PATH until one succeeds and prints the time
+//! since `--ready-since-ns` (a restarting server's start).
 
 #[path = "support/wire.rs"]
 mod wire;
@@ -29,6 +38,14 @@ struct Args {
     /// Create this many 100-byte nodes (pipelined) and exit.
     #[arg(long)]
     fill: Option<usize>,
+    /// Create this many 16-byte nodes under /pop, `--window` outstanding,
+    /// print the rate and write latencies, and exit.
+    #[arg(long)]
+    populate: Option<usize>,
+    /// With `--ready-since-ns`: the time until a getData of this path
+    /// succeeds, not only a session.
+    #[arg(long)]
+    first_get: Option<String>,
     /// Operations per latency series.
     #[arg(long, default_value_t = 2000)]
     ops: usize,
@@ -89,6 +106,12 @@ fn throughput(
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let addr = args.addr;
+    if let (Some(since), Some(path)) = (args.ready_since_ns, &args.first_get) {
+        return first_get(addr, since, path);
+    }
+    if let Some(n) = args.populate {
+        return populate(addr, n, args.window);
+    }
     if let Some(since) = args.ready_since_ns {
         let c = Client::connect_retry(addr, 30_000, Duration::from_secs(60))?;
         drop(c);
@@ -234,5 +257,70 @@ fn main() -> std::io::Result<()> {
     lat.sort();
     emit("connect_p50_us", us(percentile(&lat, 50.0)));
     emit("connect_p99_us", us(percentile(&lat, 99.0)));
+    Ok(())
+}
+
+fn epoch_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// Connect and getData `path`, retried until one succeeds (a server that is
+/// still starting refuses, resets or cannot serve yet); at most 10 minutes.
+fn first_get(addr: SocketAddr, since_ns: u128, path: &str) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let attempt = Client::connect_retry(addr, 30_000, Duration::from_secs(600))
+            .and_then(|mut c| c.call_code(&get(path, false)));
+        match attempt {
+            Ok(0) => break,
+            Ok(code) if Instant::now() >= deadline => {
+                return Err(std::io::Error::other(format!(
+                    "getData {path}: error {code}"
+                )))
+            }
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    emit(
+        "restart_to_first_get_ms",
+        (epoch_ns() - since_ns) as f64 / 1e6,
+    );
+    Ok(())
+}
+
+/// The population of the scale comparison: `n` nodes of 16 bytes at
+/// `/pop/b<i/1000>/n<i%1000>`, `window` requests outstanding.
+fn populate(addr: SocketAddr, n: usize, window: usize) -> std::io::Result<()> {
+    let mut c = Client::connect_retry(addr, 30_000, Duration::from_secs(60))?;
+    c.call(&create("/pop", b"", 0))?;
+    let data = [b'v'; 16];
+    // Request j: the bucket create before each thousandth node, else a node.
+    let buckets = n.div_ceil(1000);
+    let total = n + buckets;
+    let t0 = Instant::now();
+    let lat = c.pipeline_window_timed(total, window, |j| {
+        let (bucket, slot) = (j / 1001, j % 1001);
+        if slot == 0 {
+            create(&format!("/pop/b{bucket}"), b"", 0)
+        } else {
+            create(&format!("/pop/b{bucket}/n{}", slot - 1), &data, 0)
+        }
+    })?;
+    let took = t0.elapsed();
+    let mut sorted = lat;
+    sorted.sort();
+    emit("load_nodes_per_s", n as f64 / took.as_secs_f64());
+    emit(
+        "load_worst_write_ms",
+        sorted.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    emit(
+        "load_p99_write_ms",
+        percentile(&sorted, 99.0).as_secs_f64() * 1e3,
+    );
     Ok(())
 }

@@ -28,6 +28,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::clock::{Clock, TimeListener};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventType, KeeperState};
+use crate::liveness::Liveness;
 use crate::node::{Acl, Id, Perms, Stat};
 use crate::prep::{check_acl, Caller, PrepConfig, View, WriteOp};
 use crate::session::{initial_session_id, password_matches};
@@ -60,8 +61,9 @@ pub(crate) struct SessionHooks {
     pub identities: RwLock<Vec<Id>>,
     /// Where notifications go.
     pub sink: RwLock<Arc<dyn EventSink>>,
-    /// While set, the engine touches the session at every tick (an
-    /// in-process handle's heartbeat).
+    /// While set, heartbeats run (an in-process handle): the session has
+    /// no deadline. Changed only through [`Engine::set_heartbeats`], which
+    /// keeps the engine's [`Liveness`] in step.
     pub attached: AtomicBool,
 }
 
@@ -156,6 +158,10 @@ struct Slot {
 /// The engine.
 pub(crate) struct Engine {
     state: RwLock<State>,
+    /// Deadlines, attachment and closing flags of the state's sessions;
+    /// added and removed in step with the session txns applied. Lock
+    /// order: `state`, then `hooks`, then `liveness`.
+    liveness: RwLock<Liveness>,
     watches: Mutex<WatchTable>,
     hooks: RwLock<HashMap<i64, Arc<SessionHooks>>>,
     queue: Arc<CommitQueue>,
@@ -192,14 +198,21 @@ impl Engine {
                 (max + 1).max(initial_session_id(now))
             });
         let mut hooks = HashMap::new();
+        // Restored sessions start detached, with a fresh deadline from now:
+        // their clients have this long to come back.
+        let mut liveness = Liveness::new(config.tick_ms);
         for id in state.sessions.ids() {
             hooks.insert(
                 id,
                 Arc::new(SessionHooks::new(Vec::new(), Arc::new(NullSink), false)),
             );
+            if let Some(entry) = state.sessions.get(id) {
+                liveness.add(id, entry.timeout_ms, false, now);
+            }
         }
         let engine = Arc::new(Engine {
             state: RwLock::new(state),
+            liveness: RwLock::new(liveness),
             watches: Mutex::new(WatchTable::new()),
             hooks: RwLock::new(hooks),
             queue: Arc::new(CommitQueue::default()),
@@ -374,9 +387,13 @@ impl Engine {
         let mut txns: Vec<Txn> = Vec::new();
         let mut plan: Vec<Planned> = Vec::with_capacity(batch.len());
         let state_guard = self.state.read();
+        // New sessions' hooks, registered once prep is done (the hooks
+        // lock comes before the liveness lock prep holds).
+        let mut opened: Vec<(i64, Arc<SessionHooks>)> = Vec::new();
         {
             let state = &*state_guard;
-            let mut view = View::new(&state.tree, &state.sessions);
+            let liveness = self.liveness.read();
+            let mut view = View::new(&state.tree, &state.sessions, &liveness);
             let mut zxid = state.last_zxid;
             for q in &batch {
                 let caller = Caller {
@@ -407,7 +424,7 @@ impl Engine {
                         *next_session_id += 1;
                         view.open_session(session_id);
                         if let Some(hooks) = &q.hooks {
-                            self.hooks.write().insert(session_id, hooks.clone());
+                            opened.push((session_id, hooks.clone()));
                         }
                         Ok(TxnOp::CreateSession {
                             session_id,
@@ -453,6 +470,9 @@ impl Engine {
                     Err(answered) => answered,
                 });
             }
+        }
+        if !opened.is_empty() {
+            self.hooks.write().extend(opened);
         }
         if !txns.is_empty() {
             if let Some(store) = &self.store {
@@ -514,6 +534,32 @@ impl Engine {
             }
         };
         let hooks = self.hooks.read();
+        match &txn.op {
+            TxnOp::CreateSession {
+                session_id,
+                timeout_ms,
+                ..
+            } => {
+                let attached = hooks
+                    .get(session_id)
+                    .is_some_and(|h| h.attached.load(Ordering::Acquire));
+                self.liveness
+                    .write()
+                    .add(*session_id, *timeout_ms, attached, txn.time_ms);
+            }
+            TxnOp::CloseSession { session_id, .. } => {
+                self.liveness.write().remove(*session_id);
+            }
+            TxnOp::SessionTimeout {
+                session_id,
+                timeout_ms,
+            } => {
+                self.liveness
+                    .write()
+                    .set_timeout(*session_id, *timeout_ms, txn.time_ms);
+            }
+            _ => {}
+        }
         for change in &applied.changes {
             for n in watches.trigger(change) {
                 let Some(target) = hooks.get(&n.session_id) else {
@@ -606,7 +652,10 @@ impl Engine {
             state
                 .sessions
                 .get(session_id)
-                .filter(|s| !s.closing && password_matches(&s.password, password))
+                .filter(|s| {
+                    self.liveness.read().is_live(session_id)
+                        && password_matches(&s.password, password)
+                })
                 .map(|s| s.timeout_ms)
         };
         let current = live(&self.state.read()).ok_or(Error::new(ErrorKind::SessionExpired))?;
@@ -620,14 +669,23 @@ impl Engine {
                 None,
             )?;
         }
-        let mut state = self.state.write();
+        let state = self.state.write();
         if live(&state).is_none() {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
         let now = self.clock.now_ms();
-        state.sessions.touch(session_id, now);
         self.watches.lock().remove_session(session_id);
-        self.hooks.write().insert(session_id, hooks);
+        let mut all_hooks = self.hooks.write();
+        let mut liveness = self.liveness.write();
+        if hooks.attached.load(Ordering::Acquire) {
+            liveness.attach(session_id);
+        } else {
+            liveness.detach(session_id, now);
+        }
+        all_hooks.insert(session_id, hooks);
+        drop(liveness);
+        drop(all_hooks);
+        drop(state);
         Ok(timeout_ms)
     }
 
@@ -651,18 +709,28 @@ impl Engine {
         }
         let timeout_ms = self.negotiate_timeout(timeout_ms);
         let current = {
-            let mut state = self.state.write();
+            let state = self.state.write();
             let current = state
                 .sessions
                 .get(session_id)
-                .filter(|s| !s.closing && password_matches(&s.password, password))
+                .filter(|s| {
+                    self.liveness.read().is_live(session_id)
+                        && password_matches(&s.password, password)
+                })
                 .map(|s| s.timeout_ms);
             if current.is_some() {
                 let now = self.clock.now_ms();
-                state.sessions.touch(session_id, now);
                 self.watches.lock().remove_session(session_id);
-                self.hooks.write().insert(session_id, hooks);
+                let mut all_hooks = self.hooks.write();
+                let mut liveness = self.liveness.write();
+                if hooks.attached.load(Ordering::Acquire) {
+                    liveness.attach(session_id);
+                } else {
+                    liveness.detach(session_id, now);
+                }
+                all_hooks.insert(session_id, hooks);
             }
+            drop(state);
             current
         };
         match current {
@@ -677,6 +745,28 @@ impl Engine {
                 None,
                 Box::new(move |result, _| done(result.map(|_| timeout_ms))),
             ),
+        }
+    }
+
+    /// Starts or stops an in-process handle's heartbeats. While they run
+    /// the session has no deadline; stopping them gives it `now + timeout`.
+    /// Hooks that are no longer the session's current ones only note the
+    /// flag (another handle or connection owns the session's liveness).
+    pub(crate) fn set_heartbeats(&self, session_id: i64, hooks: &Arc<SessionHooks>, on: bool) {
+        let all_hooks = self.hooks.read();
+        hooks.attached.store(on, Ordering::Release);
+        if !all_hooks
+            .get(&session_id)
+            .is_some_and(|h| Arc::ptr_eq(h, hooks))
+        {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let mut liveness = self.liveness.write();
+        if on {
+            liveness.attach(session_id);
+        } else {
+            liveness.detach(session_id, now);
         }
     }
 
@@ -703,7 +793,7 @@ impl Engine {
     /// Expires a session now, as if its timeout had passed: its ephemerals
     /// go, other sessions' watches fire, and it sees `Expired`.
     pub(crate) fn expire_session(&self, session_id: i64) -> Result<()> {
-        let marked = self.state.write().sessions.mark_closing(session_id);
+        let marked = self.liveness.write().mark_closing(session_id);
         if !marked {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
@@ -720,7 +810,7 @@ impl Engine {
             // The store failed the close txn: nothing was applied, so the
             // session is live again and the next tick retries its expiry
             // (left closing, it would never expire nor lose its ephemerals).
-            self.state.write().sessions.clear_closing(session_id);
+            self.liveness.write().clear_closing(session_id);
         }
         if let (Some(h), Some(sink)) = (&hooks, sink) {
             if closed.is_err() {
@@ -745,12 +835,12 @@ impl Engine {
         let now = self.clock.now_ms();
         // A wire server touches on every packet; the write lock is needed
         // only when the deadline moves to another tick bucket.
-        match self.state.read().sessions.touch_would_move(session_id, now) {
+        match self.liveness.read().touch_would_move(session_id, now) {
             None => return false,
             Some(false) => return true,
             Some(true) => {}
         }
-        self.state.write().sessions.touch(session_id, now)
+        self.liveness.write().touch(session_id, now)
     }
 
     /// Runs expiry and reaping for `now_ms`. Called by the ticker thread or
@@ -759,20 +849,10 @@ impl Engine {
         if self.closed.load(Ordering::Acquire) || self.ticks_running.swap(true, Ordering::AcqRel) {
             return;
         }
-        {
-            let attached: Vec<i64> = self
-                .hooks
-                .read()
-                .iter()
-                .filter(|(_, h)| h.attached.load(Ordering::Acquire))
-                .map(|(id, _)| *id)
-                .collect();
-            let mut state = self.state.write();
-            for id in attached {
-                state.sessions.touch(id, now_ms);
-            }
-        }
-        let expired = self.state.read().sessions.expired(now_ms);
+        // Only due buckets are looked at: attached sessions have no
+        // deadline, so a tick with nothing due costs next to nothing
+        // however many sessions are open.
+        let expired = self.liveness.read().expired(now_ms);
         for session_id in expired {
             let _ = self.expire_session(session_id);
         }
@@ -839,7 +919,7 @@ impl Engine {
             return Err(Error::new(ErrorKind::Closed));
         }
         let state = self.state.read();
-        if !state.sessions.is_live(session_id) {
+        if !self.liveness.read().is_live(session_id) {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
         Ok(state)
@@ -985,6 +1065,11 @@ impl Engine {
     /// Runs `f` on the applied state (tests, four-letter words, snapshots).
     pub(crate) fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.read())
+    }
+
+    /// Runs `f` on the sessions' liveness (admin dumps, tests).
+    pub(crate) fn with_liveness<T>(&self, f: impl FnOnce(&Liveness) -> T) -> T {
+        f(&self.liveness.read())
     }
 
     /// Number of server-side watch entries (both tables).

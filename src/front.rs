@@ -309,6 +309,11 @@ impl Front {
         self.engine.touch(self.session_id)
     }
 
+    /// Starts or stops this handle's heartbeats ([`Engine::set_heartbeats`]).
+    pub(crate) fn set_heartbeats(&self, on: bool) {
+        self.engine.set_heartbeats(self.session_id, &self.hooks, on);
+    }
+
     // ---- writes ---------------------------------------------------------
 
     /// Runs a write and waits until it is durable and applied.

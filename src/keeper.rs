@@ -215,7 +215,7 @@ impl KeeperBuilder {
     pub fn build(self) -> Result<Keeper> {
         let clock = self.clock_or_system();
         let config = self.config();
-        let state = State::new(config.tick_ms);
+        let state = State::new();
         Ok(Keeper {
             engine: Engine::new(state, clock, config, None),
         })
@@ -316,17 +316,15 @@ impl KeeperBuilder {
         let bytes = read_backup(backup)?;
         let clock = self.clock_or_system();
         let config = self.config();
-        let now_ms = clock.now_ms();
-        let decoded = snapshot::decode(&bytes, config.tick_ms, now_ms)
+        let decoded = snapshot::decode(&bytes)
             .map_err(|e| snapshot_error(e, &backup.display().to_string()))?;
-        let mut state = decoded.state;
+        let state = decoded.state;
         state.check_invariants().map_err(|problem| {
             Error::new(ErrorKind::Corrupted).detail(format!(
                 "{}: inconsistent backup: {problem}",
                 backup.display()
             ))
         })?;
-        state.sessions.refresh_all(now_ms);
         let engine = Engine::new(state, clock, config, None);
         engine.reserve_session_ids_through(decoded.header.session_id_high);
         Ok(Keeper { engine })
@@ -359,10 +357,8 @@ impl KeeperBuilder {
     pub fn open_read_only(self, dir: impl AsRef<Path>) -> Result<Keeper> {
         let clock = self.clock_or_system();
         let config = self.config();
-        let now_ms = clock.now_ms();
-        let (recovered, _) = crate::store::disk::read_only(dir.as_ref(), config.tick_ms, now_ms)?;
-        let mut state = recovered.state;
-        state.sessions.refresh_all(now_ms);
+        let (recovered, _) = crate::store::disk::read_only(dir.as_ref())?;
+        let state = recovered.state;
         let engine = Engine::new(state, clock, config, None);
         engine.reserve_session_ids_through(recovered.session_id_high);
         Ok(Keeper { engine })
@@ -375,11 +371,9 @@ impl KeeperBuilder {
             durability: self.durability,
             cache_bytes: self.cache_bytes,
             snapshot_every_txns: self.snapshot_every_txns,
-            tick_ms: config.tick_ms,
             faults: self.store_faults.clone(),
         };
-        let now_ms = clock.now_ms();
-        let (store, recovered) = DiskStore::open(dir, options, now_ms, seed)?;
+        let (store, recovered) = DiskStore::open(dir, options, seed)?;
         let engine = Engine::new(recovered.state, clock, config, Some(Box::new(store)));
         engine.reserve_session_ids_through(recovered.session_id_high);
         Ok(Keeper { engine })
@@ -452,9 +446,7 @@ impl Keeper {
     /// Those of [`KeeperBuilder::open_read_only`]; a store whose state
     /// cannot be recovered at all fails with `Corrupted`.
     pub fn inspect_store(dir: impl AsRef<Path>) -> Result<StoreReport> {
-        let now_ms = SystemClock::new().now_ms();
-        let tick_ms = KeeperBuilder::default().config().tick_ms;
-        crate::store::disk::read_only(dir.as_ref(), tick_ms, now_ms).map(|(_, report)| report)
+        crate::store::disk::read_only(dir.as_ref()).map(|(_, report)| report)
     }
 
     /// The ephemeral owner stored for the node at `path` as ZooKeeper's

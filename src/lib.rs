@@ -73,6 +73,7 @@ mod event;
 mod front;
 mod javaorder;
 mod keeper;
+mod liveness;
 mod local;
 mod metrics;
 mod node;

@@ -135,13 +135,12 @@ impl Session {
     /// Stops heartbeats, as if the process hung: the session expires once
     /// its timeout passes.
     pub fn pause_heartbeats(&self) {
-        self.front.hooks().attached.store(false, Ordering::Release);
+        self.front.set_heartbeats(false);
     }
 
     /// Restarts heartbeats (the session is touched at the next tick).
     pub fn resume_heartbeats(&self) {
-        self.front.hooks().attached.store(true, Ordering::Release);
-        self.front.touch();
+        self.front.set_heartbeats(true);
     }
 
     /// True once the session expired.
@@ -403,7 +402,7 @@ impl Coordinator for Session {
         if scheme != "digest" {
             // ZooKeeper closes the connection and the client handle is dead
             // (C.6); the session itself lives on until it expires.
-            self.front.hooks().attached.store(false, Ordering::Release);
+            self.front.set_heartbeats(false);
             *self.rt.state.write() = KeeperState::AuthFailed;
             let event = WatchedEvent::state(KeeperState::AuthFailed);
             let mut deliveries = self.rt.watches.lock().all(&event, false);

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::liveness::Liveness;
 use crate::node::{digest_id, Acl, CreateMode, Id, Perms};
 use crate::path;
 use crate::session::SessionTable;
@@ -102,6 +103,7 @@ struct Meta {
 pub struct View<'a> {
     tree: &'a Tree,
     sessions: &'a SessionTable,
+    liveness: &'a Liveness,
     nodes: HashMap<String, Option<Meta>>,
     ephemerals_added: HashMap<i64, BTreeSet<String>>,
     ephemerals_removed: HashSet<String>,
@@ -111,10 +113,11 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// A view of the applied state with nothing pending.
-    pub fn new(tree: &'a Tree, sessions: &'a SessionTable) -> View<'a> {
+    pub fn new(tree: &'a Tree, sessions: &'a SessionTable, liveness: &'a Liveness) -> View<'a> {
         View {
             tree,
             sessions,
+            liveness,
             nodes: HashMap::new(),
             ephemerals_added: HashMap::new(),
             ephemerals_removed: HashSet::new(),
@@ -140,7 +143,9 @@ impl<'a> View<'a> {
     /// True when the session may issue requests in this view.
     pub fn session_live(&self, session_id: i64) -> bool {
         !self.closed.contains(&session_id)
-            && (self.opened.contains(&session_id) || self.sessions.is_live(session_id))
+            && (self.opened.contains(&session_id)
+                || (self.sessions.get(session_id).is_some()
+                    && !self.liveness.is_closing(session_id)))
     }
 
     /// Notes a session opened by a txn prepared in this view.
@@ -569,8 +574,8 @@ mod tests {
     }
 
     fn state_with_session() -> State {
-        let mut state = State::new(1000);
-        state.sessions.add(7, 10_000, [0; 16], 0);
+        let mut state = State::new();
+        state.sessions.add(7, 10_000, [0; 16]);
         state
     }
 
@@ -587,7 +592,8 @@ mod tests {
     fn create_check_order() {
         // Reference: docs/zookeeper-semantics.md A.4 and J.17.
         let state = state_with_session();
-        let mut view = View::new(&state.tree, &state.sessions);
+        let live = Liveness::new(1000);
+        let mut view = View::new(&state.tree, &state.sessions, &live);
         let bad_acl = WriteOp::Create {
             path: "/missing/x".into(),
             data: None,
@@ -628,7 +634,8 @@ mod tests {
     fn multi_sees_earlier_ops_and_rolls_back() {
         // Reference: docs/zookeeper-semantics.md E.1.
         let state = state_with_session();
-        let mut view = View::new(&state.tree, &state.sessions);
+        let live = Liveness::new(1000);
+        let mut view = View::new(&state.tree, &state.sessions, &live);
         let ops = vec![
             create("/a", CreateMode::Persistent),
             create("/a/s-", CreateMode::PersistentSequential),
@@ -646,7 +653,8 @@ mod tests {
             .collect();
         assert_eq!(paths, ["/a", "/a/s-0000000000", "/a/s-0000000001"]);
 
-        let mut view = View::new(&state.tree, &state.sessions);
+        let live = Liveness::new(1000);
+        let mut view = View::new(&state.tree, &state.sessions, &live);
         let ops = vec![
             create("/b", CreateMode::Persistent),
             create("/b", CreateMode::Persistent),
@@ -660,7 +668,8 @@ mod tests {
     #[test]
     fn ephemerals_cannot_have_children_and_close_lists_pending_ones() {
         let state = state_with_session();
-        let mut view = View::new(&state.tree, &state.sessions);
+        let live = Liveness::new(1000);
+        let mut view = View::new(&state.tree, &state.sessions, &live);
         view.prep_op(CALLER, &config(), &create("/e", CreateMode::Ephemeral))
             .unwrap();
         let child = create("/e/x", CreateMode::Persistent);
@@ -686,7 +695,8 @@ mod tests {
     fn delete_checks_version_before_children() {
         // Reference: docs/zookeeper-semantics.md F.2 and J.17.
         let state = state_with_session();
-        let mut view = View::new(&state.tree, &state.sessions);
+        let live = Liveness::new(1000);
+        let mut view = View::new(&state.tree, &state.sessions, &live);
         view.prep_op(CALLER, &config(), &create("/a", CreateMode::Persistent))
             .unwrap();
         view.prep_op(CALLER, &config(), &create("/a/b", CreateMode::Persistent))

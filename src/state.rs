@@ -53,11 +53,22 @@ pub struct Applied {
 
 impl State {
     /// A fresh state: system nodes only, no sessions, zxid 0.
-    pub fn new(tick_ms: i64) -> State {
+    pub fn new() -> State {
         State {
             tree: Tree::new(),
-            sessions: SessionTable::new(tick_ms),
+            sessions: SessionTable::new(),
             last_zxid: 0,
+        }
+    }
+
+    /// A state rebuilt from a snapshot: the tree, sessions and zxid it
+    /// recorded. This is construction, not mutation: after it (and after
+    /// [`State::new`]) only [`State::apply`] changes a state.
+    pub fn restore(tree: Tree, sessions: SessionTable, last_zxid: i64) -> State {
+        State {
+            tree,
+            sessions,
+            last_zxid,
         }
     }
 
@@ -96,8 +107,7 @@ impl State {
                 timeout_ms,
                 password,
             } => {
-                self.sessions
-                    .add(*session_id, *timeout_ms, *password, txn.time_ms);
+                self.sessions.add(*session_id, *timeout_ms, *password);
                 applied.outcomes.push(OpOutcome::Session);
             }
             TxnOp::CloseSession {
@@ -164,9 +174,7 @@ impl State {
                 session_id,
                 timeout_ms,
             } => {
-                if self.sessions.get(*session_id).is_some() {
-                    self.sessions
-                        .set_timeout(*session_id, *timeout_ms, txn.time_ms);
+                if self.sessions.set_timeout(*session_id, *timeout_ms) {
                     applied.outcomes.push(OpOutcome::Session);
                 } else {
                     problem.get_or_insert_with(|| {

@@ -224,6 +224,55 @@ impl Client {
 }
 
 impl Client {
+    /// Sends `n` requests made by `make(i)` with at most `window`
+    /// outstanding, like an async client, and returns each one's time from
+    /// its send to its reply, in order (a session's replies come in request
+    /// order). Any error reply fails the run.
+    pub fn pipeline_window_timed(
+        &mut self,
+        n: usize,
+        window: usize,
+        mut make: impl FnMut(usize) -> Request,
+    ) -> io::Result<Vec<Duration>> {
+        let window = window.max(1);
+        let mut sent_at: std::collections::VecDeque<Instant> =
+            std::collections::VecDeque::with_capacity(window);
+        let mut latencies = Vec::with_capacity(n);
+        let mut sent = 0;
+        let mut out = Vec::new();
+        while latencies.len() < n {
+            out.clear();
+            let now = Instant::now();
+            while sent < n && sent_at.len() < window {
+                self.next_xid += 1;
+                out.extend_from_slice(&encode_request(self.next_xid, &make(sent)));
+                sent_at.push_back(now);
+                sent += 1;
+            }
+            if !out.is_empty() {
+                self.stream.write_all(&out)?;
+            }
+            let f = self.read_frame()?;
+            let mut replies = count_reply(&f, &mut self.events)?;
+            while let Some(f) = self
+                .splitter
+                .next_frame()
+                .map_err(|e| other(e.to_string()))?
+            {
+                replies += count_reply(&f, &mut self.events)?;
+            }
+            let done = Instant::now();
+            for _ in 0..replies {
+                if let Some(t) = sent_at.pop_front() {
+                    latencies.push(done - t);
+                }
+            }
+        }
+        Ok(latencies)
+    }
+}
+
+impl Client {
     /// Keeps at most `window` requests outstanding until all are answered,
     /// like an async client with that many requests in flight.
     pub fn pipeline_window(&mut self, requests: &[Request], window: usize) -> io::Result<()> {

@@ -317,15 +317,13 @@ fn environment(shared: &Shared) -> Map<String, Json> {
 fn dump(shared: &Shared) -> Map<String, Json> {
     let mut expiry: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut ephemerals: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    shared.keeper.engine.with_state(|s| {
-        for id in s.sessions.ids() {
-            if let Some(entry) = s.sessions.get(id) {
-                expiry
-                    .entry(entry.deadline_ms.to_string())
-                    .or_default()
-                    .push(id);
-            }
+    // Sessions with a deadline (attached in-process handles have none).
+    shared.keeper.engine.with_liveness(|live| {
+        for (deadline, ids) in live.buckets() {
+            expiry.insert(deadline.to_string(), ids.iter().copied().collect());
         }
+    });
+    shared.keeper.engine.with_state(|s| {
         for owner in s.tree.ephemeral_owners() {
             let mut paths: Vec<String> = s.tree.ephemerals_of(owner).cloned().collect();
             paths.sort();

@@ -394,13 +394,13 @@ fn wchp(shared: &Shared) -> String {
 fn dump(shared: &Shared) -> String {
     let mut out = String::from("SessionTracker dump:\n");
     let engine = &shared.keeper.engine;
+    // Sessions with a deadline (attached in-process handles have none).
+    let buckets: BTreeMap<i64, Vec<i64>> = engine.with_liveness(|live| {
+        live.buckets()
+            .map(|(deadline, ids)| (deadline, ids.iter().copied().collect()))
+            .collect()
+    });
     engine.with_state(|s| {
-        let mut buckets: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for id in s.sessions.ids() {
-            if let Some(entry) = s.sessions.get(id) {
-                buckets.entry(entry.deadline_ms).or_default().push(id);
-            }
-        }
         let _ = writeln!(
             out,
             "Session Sets ({})/({}):",

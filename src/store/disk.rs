@@ -348,7 +348,6 @@ impl DiskStore {
     pub(crate) fn open(
         dir: &Path,
         options: StoreOptions,
-        now_ms: i64,
         seed: Option<&[u8]>,
     ) -> Result<(DiskStore, Recovered)> {
         let layout = Layout::new(dir);
@@ -432,8 +431,7 @@ impl DiskStore {
             .first()
             .map_or(0, |(zxid, _)| *zxid);
         let mark = guard::read_high_water(dir);
-        let (mut recovered, replayed, base_zxid) =
-            recover(&layout, &log, options.tick_ms, now_ms, mark.map(|m| m.0))?;
+        let (recovered, replayed, base_zxid) = recover(&layout, &log, mark.map(|m| m.0))?;
         let reached = recovered.state.last_zxid;
         guard::check_not_older(
             dir,
@@ -450,7 +448,6 @@ impl DiskStore {
             guard::write_high_water(dir, reached, recovered.last_txn_crc)?;
         }
         let files = FileIds::capture(&layout.watched_files());
-        recovered.state.sessions.refresh_all(now_ms);
         let last_snapshot_bytes = list_snapshots(&layout.snapshots)?
             .first()
             .and_then(|(_, p)| fs::metadata(p).ok())
@@ -670,8 +667,7 @@ fn create(layout: &Layout, options: &StoreOptions, seed: Option<&[u8]>) -> Resul
     log.set_format(FORMAT_VERSION)?;
     log.make_durable()?;
     if let Some(bytes) = seed {
-        let decoded = snapshot::decode(bytes, options.tick_ms, 0)
-            .map_err(|e| snapshot_error(e, "the backup"))?;
+        let decoded = snapshot::decode(bytes).map_err(|e| snapshot_error(e, "the backup"))?;
         let path = layout.snapshot_path(decoded.header.zxid);
         write_atomically(&path, bytes).map_err(|e| io_error(e, "writing", &path))?;
     }
@@ -686,6 +682,7 @@ pub(crate) fn snapshot_error(e: SnapshotError, what: &str) -> Error {
     let kind = match e {
         SnapshotError::NotASnapshot | SnapshotError::Version(_) => ErrorKind::IncompatibleStore,
         SnapshotError::Damaged(_) => ErrorKind::Corrupted,
+        SnapshotError::Io(_) => ErrorKind::Io,
     };
     Error::new(kind).detail(format!("{what}: {e}"))
 }
@@ -701,14 +698,8 @@ fn write_snapshot(layout: &Layout, state: &State, session_id_high: i64) -> Resul
 /// Loads the newest usable snapshot and replays the log after it.
 /// Returns the state, how many txns were replayed, and the base zxid.
 /// `mark_zxid` is the high-water zxid, whose record's CRC is noted.
-fn recover(
-    layout: &Layout,
-    log: &Log,
-    tick_ms: i64,
-    now_ms: i64,
-    mark_zxid: Option<i64>,
-) -> Result<(Recovered, u64, i64)> {
-    recover_with(layout, log, tick_ms, now_ms, true, mark_zxid)
+fn recover(layout: &Layout, log: &Log, mark_zxid: Option<i64>) -> Result<(Recovered, u64, i64)> {
+    recover_with(layout, log, true, mark_zxid)
 }
 
 /// [`recover`], optionally leaving damaged snapshots where they are (a
@@ -716,8 +707,6 @@ fn recover(
 fn recover_with(
     layout: &Layout,
     log: &Log,
-    tick_ms: i64,
-    now_ms: i64,
     set_aside_damaged: bool,
     mark_zxid: Option<i64>,
 ) -> Result<(Recovered, u64, i64)> {
@@ -735,12 +724,9 @@ fn recover_with(
                 break;
             }
         }
-        let loaded = fs::read(path)
-            .map_err(|e| io_error(e, "reading", path))
-            .and_then(|bytes| {
-                snapshot::decode(&bytes, tick_ms, now_ms)
-                    .map_err(|e| snapshot_error(e, &path.display().to_string()))
-            });
+        // Streamed: the file is never whole in memory.
+        let loaded =
+            snapshot::decode_file(path).map_err(|e| snapshot_error(e, &path.display().to_string()));
         match loaded {
             Ok(decoded) if decoded.header.zxid == *zxid => {
                 base = Some((decoded.state, decoded.header.session_id_high));
@@ -779,7 +765,7 @@ fn recover_with(
                     layout.dir.display()
                 )));
             }
-            (State::new(tick_ms), 0)
+            (State::new(), 0)
         }
     };
     let base_zxid = state.last_zxid;
@@ -1158,7 +1144,7 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
 /// frames) and every log entry is decoded, not only those recovery replays.
 /// Fails with `StoreLocked` when a keeper (a running server) has the
 /// directory open, `BadArguments` when it holds no store.
-pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recovered, StoreReport)> {
+pub(crate) fn read_only(dir: &Path) -> Result<(Recovered, StoreReport)> {
     let layout = Layout::new(dir);
     match inspect(dir)? {
         DirState::Store => {}
@@ -1203,7 +1189,7 @@ pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recove
         }
         Some(v) => check_version(u32::from(v), &layout.log.display().to_string())?,
     }
-    let (recovered, _, _) = recover_with(&layout, &log, tick_ms, now_ms, false, None)?;
+    let (recovered, _, _) = recover_with(&layout, &log, false, None)?;
     recovered.state.check_invariants().map_err(|problem| {
         corrupted(format!(
             "{}: the recovered state is inconsistent: {problem}",
@@ -1234,7 +1220,7 @@ pub(crate) fn read_only(dir: &Path, tick_ms: i64, now_ms: i64) -> Result<(Recove
     })?;
     for (zxid, path) in list_snapshots(&layout.snapshots)? {
         let bytes = fs::read(&path).map_err(|e| io_error(e, "reading", &path))?;
-        let ok = match snapshot::decode(&bytes, tick_ms, now_ms) {
+        let ok = match snapshot::decode(&bytes) {
             Ok(decoded) if decoded.header.zxid == zxid => true,
             Ok(decoded) => {
                 report.problems.push(format!(

@@ -164,7 +164,6 @@ pub(crate) struct StoreOptions {
     pub durability: Durability,
     pub cache_bytes: u64,
     pub snapshot_every_txns: u64,
-    pub tick_ms: i64,
     pub faults: StoreFaults,
 }
 
@@ -202,13 +201,10 @@ pub fn fuzz_decode(bytes: &[u8]) -> bool {
         accepted = true;
     }
     accepted |= codec::decode_txn(bytes).is_ok();
-    accepted |= snapshot::decode(bytes, FUZZ_TICK_MS, 0).is_ok();
-    accepted |= snapshot::decode(&snapshot::frame_all(bytes), FUZZ_TICK_MS, 0).is_ok();
+    accepted |= snapshot::decode(bytes).is_ok();
+    accepted |= snapshot::decode(&snapshot::frame_all(bytes)).is_ok();
     accepted
 }
-
-/// The tick the fuzz hook decodes snapshots with (any value works).
-const FUZZ_TICK_MS: i64 = 2000;
 
 #[cfg(test)]
 mod tests {

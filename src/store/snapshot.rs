@@ -13,10 +13,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use crate::path;
+use crate::session::SessionTable;
 use crate::state::State;
 use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
@@ -43,6 +44,8 @@ pub(crate) enum SnapshotError {
     Version(u8),
     /// The bytes are damaged or incomplete: what and where.
     Damaged(String),
+    /// The file could not be read (not a statement about its bytes).
+    Io(String),
 }
 
 impl fmt::Display for SnapshotError {
@@ -55,12 +58,12 @@ impl fmt::Display for SnapshotError {
                 codec::FORMAT_VERSION
             ),
             SnapshotError::Damaged(why) => write!(f, "damaged snapshot: {why}"),
+            SnapshotError::Io(why) => write!(f, "cannot read the snapshot: {why}"),
         }
     }
 }
 
-/// A decoded snapshot: the state (sessions with deadlines from `now_ms`)
-/// and its header.
+/// A decoded snapshot: the state and its header.
 pub(crate) struct Decoded {
     /// The state at `header.zxid`.
     pub state: State,
@@ -220,57 +223,108 @@ pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Walks the frames of a snapshot body.
-struct Frames<'a> {
-    rest: &'a [u8],
-    offset: usize,
+/// Walks the frames of a snapshot body, read one frame at a time (a
+/// snapshot file is never whole in memory while it is decoded).
+struct Frames<R> {
+    input: R,
+    /// Offset of the next frame in the file.
+    offset: u64,
+    /// The current frame's payload, reused from frame to frame.
+    payload: Vec<u8>,
 }
 
-impl Frames<'_> {
-    /// The next record, `None` at the end of the bytes.
-    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
-        if self.rest.is_empty() {
-            return Ok(None);
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::Io(e.to_string())),
         }
+    }
+    Ok(filled)
+}
+
+impl<R: Read> Frames<R> {
+    fn new(input: R, offset: u64) -> Frames<R> {
+        Frames {
+            input,
+            offset,
+            payload: Vec::new(),
+        }
+    }
+
+    /// The next record, `None` at the end of the input.
+    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
         let at = self.offset;
         let damaged = |why: String| SnapshotError::Damaged(format!("frame at byte {at}: {why}"));
-        if self.rest.len() < FRAME_HEADER_BYTES {
-            return Err(damaged("truncated frame header".into()));
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        match read_full(&mut self.input, &mut header)? {
+            0 => return Ok(None),
+            FRAME_HEADER_BYTES => {}
+            _ => return Err(damaged("truncated frame header".into())),
         }
-        let (header, rest) = self.rest.split_at(FRAME_HEADER_BYTES);
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > FRAME_BYTES_MAX || len > rest.len() {
+        if len > FRAME_BYTES_MAX {
             return Err(damaged(format!(
-                "length {len} exceeds the {} bytes left",
-                rest.len()
+                "length {len} exceeds the frame limit {FRAME_BYTES_MAX}"
             )));
         }
-        let (payload, rest) = rest.split_at(len);
-        if crc32fast::hash(payload) != crc {
+        // Read what is there, up to `len`: a damaged length near the limit
+        // allocates only as much as the file holds.
+        self.payload.clear();
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut self.payload)
+            .map_err(|e| SnapshotError::Io(e.to_string()))?;
+        if self.payload.len() < len {
+            return Err(damaged(format!(
+                "length {len} exceeds the {} bytes left",
+                self.payload.len()
+            )));
+        }
+        if crc32fast::hash(&self.payload) != crc {
             return Err(damaged("checksum mismatch".into()));
         }
-        let record = codec::decode(payload).map_err(|e| match e {
+        let record = codec::decode(&self.payload).map_err(|e| match e {
             DecodeError::Version(v) => SnapshotError::Version(v),
             other => damaged(other.to_string()),
         })?;
-        self.rest = rest;
-        self.offset = at + FRAME_HEADER_BYTES + len;
+        self.offset = at + (FRAME_HEADER_BYTES + len) as u64;
         Ok(Some(record))
+    }
+
+    /// How many bytes follow (0 at the end); reads at most a few.
+    fn bytes_left(&mut self) -> Result<usize, SnapshotError> {
+        let mut probe = [0u8; 16];
+        read_full(&mut self.input, &mut probe)
     }
 }
 
-/// Decodes a snapshot file's bytes into a state whose sessions get
-/// deadlines from `now_ms` (recovery refreshes them again anyway).
-pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded, SnapshotError> {
-    let body = bytes
-        .strip_prefix(&MAGIC[..])
-        .ok_or(SnapshotError::NotASnapshot)?;
-    let mut frames = Frames {
-        rest: body,
-        offset: MAGIC.len(),
-    };
+/// Decodes the snapshot file at `path`, streamed through a buffer.
+pub(crate) fn decode_file(path: &Path) -> Result<Decoded, SnapshotError> {
+    let file = File::open(path).map_err(|e| SnapshotError::Io(e.to_string()))?;
+    decode_from(std::io::BufReader::with_capacity(1 << 20, file))
+}
+
+/// Decodes a snapshot file's bytes into a state (built by
+/// [`State::restore`] from the decoded tree and sessions).
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
+    decode_from(bytes)
+}
+
+/// Decodes a snapshot read from `input`, frame by frame, into a state
+/// (built by [`State::restore`] from the decoded tree and sessions).
+fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
+    let mut magic = [0u8; MAGIC.len()];
+    if read_full(&mut input, &mut magic)? < MAGIC.len() || magic != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let mut frames = Frames::new(input, MAGIC.len() as u64);
     let damaged = |why: &str| SnapshotError::Damaged(why.to_string());
     let header = match frames.next_record()? {
         Some(Record::SnapshotHeader(header)) => header,
@@ -288,9 +342,8 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             header.zxid
         )));
     }
-    let mut state = State::new(tick_ms);
-    state.tree = Tree::empty();
-    state.last_zxid = header.zxid;
+    let mut tree = Tree::empty();
+    let mut sessions = SessionTable::new();
     // Tree ACL index of each `Acl` record, by position.
     let mut acls: Vec<u32> = Vec::new();
     // The ids and path lengths of the current node's ancestors, by depth.
@@ -307,7 +360,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                 if n_nodes > 0 || n_sessions > 0 {
                     return Err(damaged("acl record after nodes"));
                 }
-                acls.push(state.tree.intern_acl(&list));
+                acls.push(tree.intern_acl(&list));
             }
             Record::Node(node) => {
                 if n_sessions > 0 {
@@ -341,8 +394,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                     if !node.name.is_empty() {
                         return Err(damaged("a root with a name"));
                     }
-                    let id = state
-                        .tree
+                    let id = tree
                         .restore_root(acl, &fields)
                         .map_err(SnapshotError::Damaged)?;
                     stack.push((id, 1));
@@ -366,8 +418,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                         path_buf.push('/');
                     }
                     path_buf.push_str(&node.name);
-                    let id = state
-                        .tree
+                    let id = tree
                         .restore_child(parent, &node.name, &path_buf, acl, &fields)
                         .map_err(SnapshotError::Damaged)?;
                     stack.push((id, path_buf.len()));
@@ -375,18 +426,13 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                 n_nodes += 1;
             }
             Record::Session(session) => {
-                if state.sessions.get(session.session_id).is_some() {
+                if sessions.get(session.session_id).is_some() {
                     return Err(SnapshotError::Damaged(format!(
                         "session {:#x} twice",
                         session.session_id
                     )));
                 }
-                state.sessions.add(
-                    session.session_id,
-                    session.timeout_ms,
-                    session.password,
-                    now_ms,
-                );
+                sessions.add(session.session_id, session.timeout_ms, session.password);
                 n_sessions += 1;
             }
             Record::SnapshotEnd(end) => {
@@ -400,10 +446,11 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
                         "end record counts {end:?}, file holds {seen:?}"
                     )));
                 }
-                if !frames.rest.is_empty() {
+                let left = frames.bytes_left()?;
+                if left > 0 {
                     return Err(SnapshotError::Damaged(format!(
-                        "{} bytes after the end record",
-                        frames.rest.len()
+                        "{left}{} bytes after the end record",
+                        if left == 16 { " or more" } else { "" }
                     )));
                 }
                 break;
@@ -416,6 +463,7 @@ pub(crate) fn decode(bytes: &[u8], tick_ms: i64, now_ms: i64) -> Result<Decoded,
             }
         }
     }
+    let state = State::restore(tree, sessions, header.zxid);
     if SYSTEM_PATHS.iter().any(|p| state.tree.get(p).is_none()) {
         return Err(damaged("a system node is missing"));
     }
@@ -556,7 +604,7 @@ mod tests {
     use crate::txn::{CreateTxn, Txn, TxnOp};
 
     fn sample_state() -> State {
-        let mut state = State::new(100);
+        let mut state = State::new();
         let txns = [
             TxnOp::CreateSession {
                 session_id: 0x77,
@@ -619,7 +667,7 @@ mod tests {
     fn a_snapshot_round_trips_every_field() {
         let state = sample_state();
         let bytes = encode(&state, 0x78, 5).unwrap();
-        let decoded = decode(&bytes, 100, 0).unwrap();
+        let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.header.session_id_high, 0x78);
         assert_same(&state, &decoded.state);
         decoded.state.check_invariants().unwrap();
@@ -638,7 +686,7 @@ mod tests {
         // A node record holds its name and depth, never its path: 5 000
         // levels (paths up to 10 kB) must not cost 5 000 paths.
         const DEPTH: i64 = 5_000;
-        let mut state = State::new(100);
+        let mut state = State::new();
         let mut p = String::new();
         for zxid in 1..=DEPTH {
             p.push_str("/d");
@@ -660,7 +708,7 @@ mod tests {
             "{} bytes for {DEPTH} nodes",
             bytes.len()
         );
-        let decoded = decode(&bytes, 100, 0).unwrap();
+        let decoded = decode(&bytes).unwrap();
         assert_same(&state, &decoded.state);
         assert!(decoded.state.tree.get(&p).is_some());
         decoded.state.check_invariants().unwrap();
@@ -670,10 +718,7 @@ mod tests {
     fn siblings_out_of_order_or_depth_jumps_are_damage() {
         let state = sample_state();
         let bytes = encode(&state, 0, 0).unwrap();
-        let mut frames = Frames {
-            rest: &bytes[MAGIC.len()..],
-            offset: MAGIC.len(),
-        };
+        let mut frames = Frames::new(&bytes[MAGIC.len()..], MAGIC.len() as u64);
         let mut records = Vec::new();
         while let Some(record) = frames.next_record().unwrap() {
             records.push(record);
@@ -685,7 +730,7 @@ mod tests {
             }
             out
         };
-        assert!(decode(&reframe(&records), 100, 0).is_ok());
+        assert!(decode(&reframe(&records)).is_ok());
         let nodes: Vec<usize> = (0..records.len())
             .filter(|&i| matches!(records[i], Record::Node(_)))
             .collect();
@@ -704,31 +749,31 @@ mod tests {
         );
         let mut swapped = records.clone();
         swapped.swap(a, c);
-        assert!(decode(&reframe(&swapped), 100, 0).is_err());
+        assert!(decode(&reframe(&swapped)).is_err());
         // A node two levels below its predecessor.
         let mut jumped = records.clone();
         if let Record::Node(n) = &mut jumped[c] {
             n.depth = 4;
         }
-        assert!(decode(&reframe(&jumped), 100, 0).is_err());
+        assert!(decode(&reframe(&jumped)).is_err());
     }
 
     #[test]
     fn every_truncation_and_bit_flip_is_an_error() {
         let bytes = encode(&sample_state(), 0, 0).unwrap();
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], 100, 0).is_err(), "truncated to {len}");
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
         }
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert!(decode(&damaged, 100, 0).is_err(), "flip at {at}");
+            assert!(decode(&damaged).is_err(), "flip at {at}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer, 100, 0).is_err());
+        assert!(decode(&longer).is_err());
         assert_eq!(
-            decode(b"not a snapshot", 100, 0).err(),
+            decode(b"not a snapshot").err(),
             Some(SnapshotError::NotASnapshot)
         );
     }

@@ -531,6 +531,35 @@ fn a_session_expires_at_its_tick_rounded_deadline() {
 }
 
 #[test]
+fn a_paused_session_expires_a_timeout_after_the_pause_and_a_resumed_one_never() {
+    // An attached handle keeps no deadline: however long it heartbeats, a
+    // pause starts the timeout from the pause (rounded up to the tick).
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(clock.clone())
+        .tick(Duration::from_secs(2))
+        .session_timeout_range(Duration::from_secs(4), Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let s = keeper.session_with_timeout(Duration::from_secs(4)).unwrap();
+    let steady = keeper.session_with_timeout(Duration::from_secs(4)).unwrap();
+    clock.advance(Duration::from_secs(3600));
+    assert!(!s.is_expired() && !steady.is_expired());
+    clock.advance(Duration::from_millis(500));
+    // Paused at T0 + 3600.5 s: due at +4 s, rounded up to T0 + 3606 s.
+    s.pause_heartbeats();
+    clock.advance(Duration::from_millis(5_499));
+    assert!(!s.is_expired(), "not before the deadline");
+    s.resume_heartbeats();
+    clock.advance(Duration::from_secs(60));
+    assert!(!s.is_expired(), "resumed: no deadline again");
+    s.pause_heartbeats();
+    clock.advance(Duration::from_secs(6));
+    assert!(s.is_expired(), "paused again: due a timeout later");
+    assert!(!steady.is_expired(), "the other handle heartbeats on");
+}
+
+#[test]
 fn exists_needs_no_read_permission() {
     // ZooKeeper 3.8 checks no ACL on `exists`: the Stat comes back and the
     // watch is set on a node the caller may not READ.
