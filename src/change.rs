@@ -4,7 +4,7 @@
 
 /// One node change, in apply order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// A node was created.
     Created(String),
     /// A node was deleted.

@@ -64,6 +64,7 @@
 //! undecodable requests with ZooKeeper's error codes or closes the
 //! connection, and is tested with truncated, oversized and random frames.
 
+#![warn(unreachable_pub)]
 mod change;
 mod clock;
 mod coordinator;

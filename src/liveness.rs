@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The liveness of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Live {
+pub(crate) struct Live {
     /// Negotiated timeout (mirrors the persisted one).
     pub timeout_ms: i32,
     /// When it expires unless touched (a multiple of the tick); `None`
@@ -29,7 +29,7 @@ pub struct Live {
 
 /// The liveness of all sessions of a keeper.
 #[derive(Debug, Clone)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     sessions: HashMap<i64, Live>,
     buckets: BTreeMap<i64, BTreeSet<i64>>,
     tick_ms: i64,
@@ -37,7 +37,7 @@ pub struct Liveness {
 
 impl Liveness {
     /// No sessions, with the given tick (at least 1 ms).
-    pub fn new(tick_ms: i64) -> Liveness {
+    pub(crate) fn new(tick_ms: i64) -> Liveness {
         Liveness {
             sessions: HashMap::new(),
             buckets: BTreeMap::new(),
@@ -53,7 +53,7 @@ impl Liveness {
 
     /// Starts tracking a session: attached (no deadline) or detached with a
     /// deadline of `now + timeout`. Replaces what was tracked for it.
-    pub fn add(&mut self, session_id: i64, timeout_ms: i32, attached: bool, now_ms: i64) {
+    pub(crate) fn add(&mut self, session_id: i64, timeout_ms: i32, attached: bool, now_ms: i64) {
         self.remove(session_id);
         let deadline_ms = (!attached).then(|| self.deadline(now_ms, timeout_ms));
         if let Some(d) = deadline_ms {
@@ -70,7 +70,7 @@ impl Liveness {
     }
 
     /// Stops tracking a session (it is closed).
-    pub fn remove(&mut self, session_id: i64) -> Option<Live> {
+    pub(crate) fn remove(&mut self, session_id: i64) -> Option<Live> {
         let live = self.sessions.remove(&session_id)?;
         if let Some(d) = live.deadline_ms {
             self.unbucket(session_id, d);
@@ -105,23 +105,23 @@ impl Liveness {
 
     /// The session's liveness, if it is tracked.
     #[cfg(test)]
-    pub fn get(&self, session_id: i64) -> Option<&Live> {
+    pub(crate) fn get(&self, session_id: i64) -> Option<&Live> {
         self.sessions.get(&session_id)
     }
 
     /// True when the session is tracked and not closing.
-    pub fn is_live(&self, session_id: i64) -> bool {
+    pub(crate) fn is_live(&self, session_id: i64) -> bool {
         self.sessions.get(&session_id).is_some_and(|s| !s.closing)
     }
 
     /// True when the session is tracked and closing.
-    pub fn is_closing(&self, session_id: i64) -> bool {
+    pub(crate) fn is_closing(&self, session_id: i64) -> bool {
         self.sessions.get(&session_id).is_some_and(|s| s.closing)
     }
 
     /// Heartbeats now run for the session: it loses its deadline.
     /// Returns false for unknown or closing sessions.
-    pub fn attach(&mut self, session_id: i64) -> bool {
+    pub(crate) fn attach(&mut self, session_id: i64) -> bool {
         if !self.is_live(session_id) {
             return false;
         }
@@ -132,7 +132,7 @@ impl Liveness {
     /// Heartbeats stopped: the session expires `timeout` after `now_ms`
     /// (rounded up to the tick) unless touched. Returns false for unknown
     /// or closing sessions.
-    pub fn detach(&mut self, session_id: i64, now_ms: i64) -> bool {
+    pub(crate) fn detach(&mut self, session_id: i64, now_ms: i64) -> bool {
         let Some(live) = self.sessions.get(&session_id) else {
             return false;
         };
@@ -147,7 +147,7 @@ impl Liveness {
     /// Pushes a detached session's deadline to `now + timeout` (rounded
     /// up); an attached one has none to push. Returns false for unknown or
     /// closing sessions.
-    pub fn touch(&mut self, session_id: i64, now_ms: i64) -> bool {
+    pub(crate) fn touch(&mut self, session_id: i64, now_ms: i64) -> bool {
         match self.touch_would_move(session_id, now_ms) {
             None => false,
             Some(false) => true,
@@ -158,7 +158,7 @@ impl Liveness {
     /// Whether [`Liveness::touch`] at `now_ms` would move the session's
     /// deadline; `None` for unknown or closing sessions. Deadlines move at
     /// most once per tick, so most touches only need to look.
-    pub fn touch_would_move(&self, session_id: i64, now_ms: i64) -> Option<bool> {
+    pub(crate) fn touch_would_move(&self, session_id: i64, now_ms: i64) -> Option<bool> {
         let live = self.sessions.get(&session_id)?;
         if live.closing {
             return None;
@@ -171,7 +171,7 @@ impl Liveness {
 
     /// Changes a session's timeout (its timeout txn was applied); a
     /// detached session's deadline restarts from `now_ms`.
-    pub fn set_timeout(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) {
+    pub(crate) fn set_timeout(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) {
         let Some(live) = self.sessions.get_mut(&session_id) else {
             return;
         };
@@ -183,7 +183,7 @@ impl Liveness {
 
     /// Marks a session closing; returns false if it was unknown or already
     /// closing.
-    pub fn mark_closing(&mut self, session_id: i64) -> bool {
+    pub(crate) fn mark_closing(&mut self, session_id: i64) -> bool {
         match self.sessions.get_mut(&session_id) {
             Some(live) if !live.closing => {
                 live.closing = true;
@@ -196,7 +196,7 @@ impl Liveness {
     /// Undoes [`Liveness::mark_closing`] when the close could not be
     /// committed; the deadline is unchanged, so an expired session is due
     /// again at the next tick.
-    pub fn clear_closing(&mut self, session_id: i64) {
+    pub(crate) fn clear_closing(&mut self, session_id: i64) {
         if let Some(live) = self.sessions.get_mut(&session_id) {
             live.closing = false;
         }
@@ -205,7 +205,7 @@ impl Liveness {
     /// Live sessions whose deadline is at or before `now_ms`, in id order
     /// within each bucket and bucket order overall. Costs the due buckets
     /// only: attached sessions and later deadlines are never looked at.
-    pub fn expired(&self, now_ms: i64) -> Vec<i64> {
+    pub(crate) fn expired(&self, now_ms: i64) -> Vec<i64> {
         self.buckets
             .range(..=now_ms)
             .flat_map(|(_, ids)| ids.iter().copied())
@@ -214,7 +214,7 @@ impl Liveness {
     }
 
     /// Sessions with a deadline, by deadline (for the admin dumps).
-    pub fn buckets(&self) -> impl Iterator<Item = (i64, &BTreeSet<i64>)> {
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (i64, &BTreeSet<i64>)> {
         self.buckets.iter().map(|(d, ids)| (*d, ids))
     }
 }

@@ -21,7 +21,7 @@ use crate::txn::{CreateTxn, TxnOp};
 
 /// Limits and switches prep enforces.
 #[derive(Debug, Clone)]
-pub struct PrepConfig {
+pub(crate) struct PrepConfig {
     /// Largest data accepted, in bytes.
     pub data_bytes_max: usize,
     /// Whether TTL nodes may be created (ZooKeeper's extended types).
@@ -30,7 +30,7 @@ pub struct PrepConfig {
 
 /// One write op of a request or a multi.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     /// Create a node.
     Create {
         /// Path (or prefix, for sequential modes).
@@ -80,7 +80,7 @@ pub enum WriteOp {
 
 /// Who asks: the session and its identities.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     /// The session.
     pub session_id: i64,
     /// Identities from auth (and `ip:` for wire clients).
@@ -100,7 +100,7 @@ struct Meta {
 
 /// The applied state plus changes prepared but not yet applied.
 #[derive(Debug, Clone)]
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     tree: &'a Tree,
     sessions: &'a SessionTable,
     liveness: &'a Liveness,
@@ -113,7 +113,11 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// A view of the applied state with nothing pending.
-    pub fn new(tree: &'a Tree, sessions: &'a SessionTable, liveness: &'a Liveness) -> View<'a> {
+    pub(crate) fn new(
+        tree: &'a Tree,
+        sessions: &'a SessionTable,
+        liveness: &'a Liveness,
+    ) -> View<'a> {
         View {
             tree,
             sessions,
@@ -141,7 +145,7 @@ impl<'a> View<'a> {
     }
 
     /// True when the session may issue requests in this view.
-    pub fn session_live(&self, session_id: i64) -> bool {
+    pub(crate) fn session_live(&self, session_id: i64) -> bool {
         !self.closed.contains(&session_id)
             && (self.opened.contains(&session_id)
                 || (self.sessions.get(session_id).is_some()
@@ -149,7 +153,7 @@ impl<'a> View<'a> {
     }
 
     /// Notes a session opened by a txn prepared in this view.
-    pub fn open_session(&mut self, session_id: i64) {
+    pub(crate) fn open_session(&mut self, session_id: i64) {
         self.opened.insert(session_id);
         self.closed.remove(&session_id);
     }
@@ -186,7 +190,7 @@ impl<'a> View<'a> {
     }
 
     /// Prepares one write op and records its effect in the view.
-    pub fn prep_op(
+    pub(crate) fn prep_op(
         &mut self,
         caller: Caller<'_>,
         config: &PrepConfig,
@@ -352,7 +356,7 @@ impl<'a> View<'a> {
     /// Prepares a multi: every op in order against the effects of the ones
     /// before. On failure the view is rolled back and the error names the
     /// index of the failing op.
-    pub fn prep_multi(
+    pub(crate) fn prep_multi(
         &mut self,
         caller: Caller<'_>,
         config: &PrepConfig,
@@ -374,7 +378,7 @@ impl<'a> View<'a> {
 
     /// Prepares the close of a session: its ephemerals (applied and pending)
     /// are deleted, and later requests of the session fail.
-    pub fn prep_close(&mut self, session_id: i64) -> TxnOp {
+    pub(crate) fn prep_close(&mut self, session_id: i64) -> TxnOp {
         let mut ephemerals: BTreeSet<String> = self
             .tree
             .ephemerals_of(session_id)
@@ -400,7 +404,7 @@ impl<'a> View<'a> {
 
     /// Prepares the reaper's delete of a container or TTL node; `None` when
     /// it is gone or has children again (ZooKeeper skips those).
-    pub fn prep_reap(&mut self, path: &str) -> Option<TxnOp> {
+    pub(crate) fn prep_reap(&mut self, path: &str) -> Option<TxnOp> {
         let meta = self.meta(path)?;
         if meta.num_children > 0 {
             return None;
@@ -439,7 +443,7 @@ fn require(acl: &[Acl], perm: Perms, caller: Caller<'_>, path: &str) -> Result<(
 
 /// ZooKeeper's ACL check (`docs/zookeeper-semantics.md` G.2): true when some
 /// entry granting a bit of `perm` matches one of the identities.
-pub fn check_acl(acl: &[Acl], perm: Perms, identities: &[Id]) -> bool {
+pub(crate) fn check_acl(acl: &[Acl], perm: Perms, identities: &[Id]) -> bool {
     if acl.is_empty() || identities.iter().any(|id| id.scheme == "super") {
         return true;
     }
@@ -504,7 +508,7 @@ fn parse_cidr(pattern: &str) -> Option<(IpAddr, u32)> {
 
 /// ZooKeeper's ACL fix-up (`docs/zookeeper-semantics.md` G.4): drop duplicates,
 /// expand `auth`, reject empty lists and invalid ids.
-pub fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>> {
+pub(crate) fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>> {
     if acl.is_empty() {
         return Err(Error::new(ErrorKind::InvalidAcl).detail("empty ACL"));
     }
@@ -546,7 +550,7 @@ pub fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>> {
 }
 
 /// The identity a digest auth of `user:password` adds (never fails).
-pub fn digest_identity(credential: &str) -> Id {
+pub(crate) fn digest_identity(credential: &str) -> Id {
     let (user, password) = credential.split_once(':').unwrap_or((credential, ""));
     Id::new("digest", digest_id(user, password))
 }

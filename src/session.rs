@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 /// One open session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionEntry {
+pub(crate) struct SessionEntry {
     /// Negotiated timeout.
     pub timeout_ms: i32,
     /// The password a reconnect must present.
@@ -16,19 +16,19 @@ pub struct SessionEntry {
 
 /// All sessions of a keeper.
 #[derive(Debug, Clone, Default)]
-pub struct SessionTable {
+pub(crate) struct SessionTable {
     sessions: HashMap<i64, SessionEntry>,
 }
 
 impl SessionTable {
     /// An empty table.
-    pub fn new() -> SessionTable {
+    pub(crate) fn new() -> SessionTable {
         SessionTable::default()
     }
 
     /// Adds a session (a create-session txn being applied, or a snapshot
     /// being decoded); replaces one with the same id.
-    pub fn add(&mut self, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+    pub(crate) fn add(&mut self, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
         self.sessions.insert(
             session_id,
             SessionEntry {
@@ -39,18 +39,18 @@ impl SessionTable {
     }
 
     /// Removes a session (its close txn is applied).
-    pub fn remove(&mut self, session_id: i64) -> Option<SessionEntry> {
+    pub(crate) fn remove(&mut self, session_id: i64) -> Option<SessionEntry> {
         self.sessions.remove(&session_id)
     }
 
     /// The session, if it exists.
-    pub fn get(&self, session_id: i64) -> Option<&SessionEntry> {
+    pub(crate) fn get(&self, session_id: i64) -> Option<&SessionEntry> {
         self.sessions.get(&session_id)
     }
 
     /// Changes a session's timeout (its timeout txn is applied); false for
     /// an unknown session.
-    pub fn set_timeout(&mut self, session_id: i64, timeout_ms: i32) -> bool {
+    pub(crate) fn set_timeout(&mut self, session_id: i64, timeout_ms: i32) -> bool {
         match self.sessions.get_mut(&session_id) {
             Some(entry) => {
                 entry.timeout_ms = timeout_ms;
@@ -61,12 +61,12 @@ impl SessionTable {
     }
 
     /// Number of sessions.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sessions.len()
     }
 
     /// Every session id, sorted.
-    pub fn ids(&self) -> Vec<i64> {
+    pub(crate) fn ids(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self.sessions.keys().copied().collect();
         ids.sort_unstable();
         ids
@@ -75,7 +75,7 @@ impl SessionTable {
 
 /// Whether `given` is the session's password, compared in constant time
 /// (the time taken tells nothing about how many bytes matched).
-pub fn password_matches(stored: &[u8; 16], given: &[u8]) -> bool {
+pub(crate) fn password_matches(stored: &[u8; 16], given: &[u8]) -> bool {
     if given.len() != stored.len() {
         return false;
     }
@@ -88,7 +88,7 @@ pub fn password_matches(stored: &[u8; 16], given: &[u8]) -> bool {
 
 /// The first session id of a keeper started at `now_ms`, ZooKeeper-style:
 /// server id 0 in the top byte, 40 bits of the clock, 16 bits of counter.
-pub fn initial_session_id(now_ms: i64) -> i64 {
+pub(crate) fn initial_session_id(now_ms: i64) -> i64 {
     let id = ((now_ms as u64) << 24) >> 8;
     (id as i64).max(1)
 }

@@ -14,7 +14,7 @@ use crate::txn::{Txn, TxnOp};
 
 /// Everything a txn can change.
 #[derive(Debug, Clone)]
-pub struct State {
+pub(crate) struct State {
     /// The namespace.
     pub tree: Tree,
     /// The sessions.
@@ -25,7 +25,7 @@ pub struct State {
 
 /// What one applied op produced, for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpOutcome {
+pub(crate) enum OpOutcome {
     /// A node was created at this path.
     Created(String, Stat),
     /// A node was deleted.
@@ -42,7 +42,7 @@ pub enum OpOutcome {
 
 /// The result of applying one txn.
 #[derive(Debug, Clone, Default)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Per-op outcomes (one for a single op, one per op of a multi).
     pub outcomes: Vec<OpOutcome>,
     /// Node changes in apply order, for the watch table.
@@ -53,7 +53,7 @@ pub struct Applied {
 
 impl State {
     /// A fresh state: system nodes only, no sessions, zxid 0.
-    pub fn new() -> State {
+    pub(crate) fn new() -> State {
         State {
             tree: Tree::new(),
             sessions: SessionTable::new(),
@@ -64,7 +64,7 @@ impl State {
     /// A state rebuilt from a snapshot: the tree, sessions and zxid it
     /// recorded. This is construction, not mutation: after it (and after
     /// [`State::new`]) only [`State::apply`] changes a state.
-    pub fn restore(tree: Tree, sessions: SessionTable, last_zxid: i64) -> State {
+    pub(crate) fn restore(tree: Tree, sessions: SessionTable, last_zxid: i64) -> State {
         State {
             tree,
             sessions,
@@ -76,7 +76,7 @@ impl State {
     /// applies in full; an op whose precondition does not hold (which only a
     /// bug or a damaged log can cause) is skipped and reported as an error
     /// string, never a panic.
-    pub fn apply(&mut self, txn: &Txn) -> Result<Applied, String> {
+    pub(crate) fn apply(&mut self, txn: &Txn) -> Result<Applied, String> {
         if txn.zxid <= self.last_zxid {
             return Err(format!(
                 "zxid {:#x} not after {:#x}",
@@ -192,7 +192,7 @@ impl State {
 
     /// Checks the tree's invariants and that every ephemeral's owner is a
     /// known session.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.tree.check_invariants(self.last_zxid)?;
         for owner in self.tree.ephemeral_owners() {
             if self.sessions.get(owner).is_none() {

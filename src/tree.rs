@@ -24,15 +24,15 @@ use crate::node::{Acl, Id, Perms, Stat};
 use crate::path;
 
 /// The stored `ephemeralOwner` of a container (`docs/zookeeper-semantics.md` A.3).
-pub const CONTAINER_OWNER: i64 = i64::MIN;
+pub(crate) const CONTAINER_OWNER: i64 = i64::MIN;
 /// Top byte of the stored `ephemeralOwner` of a TTL node.
 const TTL_MARKER: u64 = 0xFF00_0000_0000_0000;
 /// The largest TTL ZooKeeper accepts (2^40 − 1 ms).
-pub const TTL_MAX_MS: i64 = 0xFF_FFFF_FFFF;
+pub(crate) const TTL_MAX_MS: i64 = 0xFF_FFFF_FFFF;
 
 /// What a stored `ephemeralOwner` says about a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
+pub(crate) enum NodeKind {
     /// A plain persistent node.
     Persistent,
     /// Owned by a session.
@@ -45,7 +45,7 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Decodes a stored owner.
-    pub fn from_owner(owner: i64) -> NodeKind {
+    pub(crate) fn from_owner(owner: i64) -> NodeKind {
         if owner == 0 {
             NodeKind::Persistent
         } else if owner == CONTAINER_OWNER {
@@ -58,7 +58,7 @@ impl NodeKind {
     }
 
     /// Encodes the owner stored for this kind.
-    pub fn owner(self) -> i64 {
+    pub(crate) fn owner(self) -> i64 {
         match self {
             NodeKind::Persistent => 0,
             NodeKind::Ephemeral(session_id) => session_id,
@@ -69,7 +69,7 @@ impl NodeKind {
 }
 
 /// A node's index in the arena.
-pub type NodeId = u32;
+pub(crate) type NodeId = u32;
 /// The root's id.
 const ROOT: NodeId = 0;
 /// Nodes per arena chunk (the unit a snapshot view shares and a write
@@ -170,7 +170,7 @@ impl Children {
 
 /// One node's stored fields. Read through [`Node`], which derefs to it.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// zxid of the create.
     pub czxid: i64,
     /// zxid of the last set-data.
@@ -197,22 +197,22 @@ pub struct Entry {
 
 impl Entry {
     /// The node's kind.
-    pub fn kind(&self) -> NodeKind {
+    pub(crate) fn kind(&self) -> NodeKind {
         NodeKind::from_owner(self.owner)
     }
 
     /// Number of children.
-    pub fn num_children(&self) -> usize {
+    pub(crate) fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.ids.len())
     }
 
     /// The data (`None` is ZooKeeper's null, distinct from empty).
-    pub fn data(&self) -> Option<&[u8]> {
+    pub(crate) fn data(&self) -> Option<&[u8]> {
         self.data.get()
     }
 
     /// The Stat clients see (`docs/zookeeper-semantics.md` B.3 for cversion).
-    pub fn stat(&self) -> Stat {
+    pub(crate) fn stat(&self) -> Stat {
         let num_children = i32::try_from(self.num_children()).unwrap_or(i32::MAX);
         let data_length = self
             .data()
@@ -255,7 +255,7 @@ impl Entry {
 
 /// The fields of a node as a snapshot restores them.
 #[derive(Debug, Clone)]
-pub struct Restored<'a> {
+pub(crate) struct Restored<'a> {
     /// The data.
     pub data: Option<&'a [u8]>,
     /// zxid of the create.
@@ -281,7 +281,7 @@ pub struct Restored<'a> {
 /// A node, as reads see it: its fields (through `Deref`) plus its ACL and
 /// children, which live in the tree.
 #[derive(Debug, Clone, Copy)]
-pub struct Node<'a> {
+pub(crate) struct Node<'a> {
     entry: &'a Entry,
     nodes: &'a Nodes,
 }
@@ -295,17 +295,17 @@ impl<'a> Deref for Node<'a> {
 
 impl<'a> Node<'a> {
     /// The ACL list.
-    pub fn acl(&self) -> &'a Arc<[Acl]> {
+    pub(crate) fn acl(&self) -> &'a Arc<[Acl]> {
         self.nodes.acl(self.entry.acl)
     }
 
     /// The data, borrowed from the tree.
-    pub fn data(&self) -> Option<&'a [u8]> {
+    pub(crate) fn data(&self) -> Option<&'a [u8]> {
         self.entry.data.get()
     }
 
     /// The children's names, sorted.
-    pub fn children(&self) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn children(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.entry
             .children
             .as_deref()
@@ -314,7 +314,7 @@ impl<'a> Node<'a> {
     }
 
     /// The children's names, sorted, as owned strings.
-    pub fn child_names(&self) -> Vec<String> {
+    pub(crate) fn child_names(&self) -> Vec<String> {
         self.children().map(str::to_string).collect()
     }
 }
@@ -324,7 +324,7 @@ type Chunk = Vec<Option<Entry>>;
 
 /// The nodes and the ACL table: what a snapshot needs, shared cheaply.
 #[derive(Debug, Clone, Default)]
-pub struct Nodes {
+pub(crate) struct Nodes {
     chunks: Vec<Arc<Chunk>>,
     acls: Vec<Arc<[Acl]>>,
     len: usize,
@@ -332,7 +332,7 @@ pub struct Nodes {
 
 /// An immutable view of the tree's nodes at one moment (see
 /// [`Tree::freeze`]).
-pub type Frozen = Nodes;
+pub(crate) type Frozen = Nodes;
 
 impl Nodes {
     fn entry(&self, id: NodeId) -> Option<&Entry> {
@@ -355,17 +355,17 @@ impl Nodes {
     }
 
     /// The ACL lists, in table order (nodes refer to them by position).
-    pub fn acl_lists(&self) -> &[Arc<[Acl]>] {
+    pub(crate) fn acl_lists(&self) -> &[Arc<[Acl]>] {
         &self.acls
     }
 
     /// A node's ACL position in [`Nodes::acl_lists`].
-    pub fn acl_index(node: &Node<'_>) -> u32 {
+    pub(crate) fn acl_index(node: &Node<'_>) -> u32 {
         node.entry.acl
     }
 
     /// Number of nodes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
@@ -384,14 +384,14 @@ impl Nodes {
     }
 
     /// The node at `path`.
-    pub fn get(&self, p: &str) -> Option<Node<'_>> {
+    pub(crate) fn get(&self, p: &str) -> Option<Node<'_>> {
         self.node(self.lookup(p)?)
     }
 
     /// Calls `f(path, depth, name, node)` for every node, parents before
     /// children and children in name order (depth first from the root,
     /// whose depth is 0 and name empty). No recursion, one path buffer.
-    pub fn walk<E>(
+    pub(crate) fn walk<E>(
         &self,
         mut f: impl FnMut(&str, usize, &str, Node<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -433,7 +433,7 @@ impl Nodes {
 
 /// The namespace plus its indexes.
 #[derive(Debug, Clone)]
-pub struct Tree {
+pub(crate) struct Tree {
     nodes: Nodes,
     /// Ids of vacant slots.
     free: Vec<NodeId>,
@@ -454,7 +454,8 @@ pub struct Tree {
 }
 
 /// The system nodes every tree starts with (`docs/zookeeper-semantics.md` A.2).
-pub const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+pub(crate) const SYSTEM_PATHS: [&str; 4] =
+    ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 impl Default for Tree {
     fn default() -> Tree {
@@ -465,7 +466,7 @@ impl Default for Tree {
 impl Tree {
     /// A tree without a single node, not even the root (the snapshot
     /// decoder fills it).
-    pub fn empty() -> Tree {
+    pub(crate) fn empty() -> Tree {
         Tree {
             nodes: Nodes::default(),
             free: Vec::new(),
@@ -479,7 +480,7 @@ impl Tree {
     }
 
     /// A fresh tree holding only the system nodes, all stats zero.
-    pub fn new() -> Tree {
+    pub(crate) fn new() -> Tree {
         let mut tree = Tree::empty();
         let open = tree.intern_acl(&Acl::open_unsafe());
         let read = tree.intern_acl(&[Acl::new(Perms::READ, Id::anyone())]);
@@ -503,7 +504,7 @@ impl Tree {
 
     /// The most children the node at `path` ever had at once (since it was
     /// created, or since the tree was loaded from a snapshot).
-    pub fn child_high_water(&self, path: &str, node: &Node<'_>) -> usize {
+    pub(crate) fn child_high_water(&self, path: &str, node: &Node<'_>) -> usize {
         self.child_high_water
             .get(path)
             .copied()
@@ -512,28 +513,28 @@ impl Tree {
     }
 
     /// True for the four nodes no client may delete.
-    pub fn is_system(path: &str) -> bool {
+    pub(crate) fn is_system(path: &str) -> bool {
         SYSTEM_PATHS.contains(&path)
     }
 
     /// The node at `path`.
-    pub fn get(&self, path: &str) -> Option<Node<'_>> {
+    pub(crate) fn get(&self, path: &str) -> Option<Node<'_>> {
         self.nodes.get(path)
     }
 
     /// Number of nodes, system nodes included.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nodes.len
     }
 
     /// True when the tree has no node (only a tree being decoded).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.nodes.len == 0
     }
 
     /// Calls `f(path, node)` for every node, parents first.
     #[cfg(test)]
-    pub fn for_each(&self, mut f: impl FnMut(&str, Node<'_>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&str, Node<'_>)) {
         let _ = self.nodes.walk(|p, _, _, node| {
             f(p, node);
             Ok::<(), ()>(())
@@ -542,12 +543,12 @@ impl Tree {
 
     /// An immutable view of every node and the ACL table, in O(chunks):
     /// the tree copies a shared chunk the first time it writes to it.
-    pub fn freeze(&self) -> Frozen {
+    pub(crate) fn freeze(&self) -> Frozen {
         self.nodes.clone()
     }
 
     /// Index of an equal ACL list, adding it if new.
-    pub fn intern_acl(&mut self, acl: &[Acl]) -> u32 {
+    pub(crate) fn intern_acl(&mut self, acl: &[Acl]) -> u32 {
         if let Some(&idx) = self.acl_ids.get(acl) {
             return idx;
         }
@@ -559,22 +560,22 @@ impl Tree {
     }
 
     /// The ephemerals of a session, sorted.
-    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
+    pub(crate) fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
         self.ephemerals.get(&session_id).into_iter().flatten()
     }
 
     /// Sessions that own at least one ephemeral.
-    pub fn ephemeral_owners(&self) -> impl Iterator<Item = i64> + '_ {
+    pub(crate) fn ephemeral_owners(&self) -> impl Iterator<Item = i64> + '_ {
         self.ephemerals.keys().copied()
     }
 
     /// Number of ephemeral nodes.
-    pub fn ephemeral_count(&self) -> usize {
+    pub(crate) fn ephemeral_count(&self) -> usize {
         self.ephemerals.values().map(BTreeSet::len).sum()
     }
 
     /// Number of descendants of `path` (not counting itself).
-    pub fn count_descendants(&self, path: &str) -> u64 {
+    pub(crate) fn count_descendants(&self, path: &str) -> u64 {
         let Some(id) = self.nodes.lookup(path) else {
             return 0;
         };
@@ -595,7 +596,7 @@ impl Tree {
     }
 
     /// Sum of data lengths and path lengths, as ZooKeeper approximates it.
-    pub fn approximate_data_size(&self) -> u64 {
+    pub(crate) fn approximate_data_size(&self) -> u64 {
         let mut total = 0u64;
         let _ = self.nodes.walk(|p, _, _, node| {
             total += (p.len() + node.data().map_or(0, <[u8]>::len)) as u64;
@@ -607,7 +608,7 @@ impl Tree {
     /// Containers and TTL nodes the reaper should delete at `now_ms`
     /// (`docs/zookeeper-semantics.md` A.6), sorted. Costs O(due), whatever the
     /// number of containers and TTL nodes.
-    pub fn reapable(&self, now_ms: i64) -> Vec<String> {
+    pub(crate) fn reapable(&self, now_ms: i64) -> Vec<String> {
         let mut due: Vec<String> = self.containers_due.iter().cloned().collect();
         for (deadline, p) in &self.ttl_queue {
             if *deadline >= now_ms {
@@ -788,7 +789,7 @@ impl Tree {
     /// Creates a node under an existing parent; returns its Stat, or
     /// `None` (changing nothing) if the parent is missing or the node
     /// exists.
-    pub fn create(
+    pub(crate) fn create(
         &mut self,
         p: &str,
         data: Option<&[u8]>,
@@ -832,7 +833,7 @@ impl Tree {
 
     /// Removes a childless node. Returns its ACL, or `None` (changing
     /// nothing) if it is missing, has children, or is the root.
-    pub fn remove(&mut self, p: &str, zxid: i64) -> Option<Arc<[Acl]>> {
+    pub(crate) fn remove(&mut self, p: &str, zxid: i64) -> Option<Arc<[Acl]>> {
         let (parent, Some(id)) = self.locate(p)? else {
             return None;
         };
@@ -866,7 +867,7 @@ impl Tree {
     }
 
     /// Sets a node's data; returns the new Stat, `None` if it is missing.
-    pub fn set_data(
+    pub(crate) fn set_data(
         &mut self,
         p: &str,
         data: Option<&[u8]>,
@@ -893,7 +894,7 @@ impl Tree {
     }
 
     /// Sets a node's ACL; returns the new Stat, `None` if it is missing.
-    pub fn set_acl(&mut self, p: &str, acl: &[Acl]) -> Option<Stat> {
+    pub(crate) fn set_acl(&mut self, p: &str, acl: &[Acl]) -> Option<Stat> {
         let id = self.nodes.lookup(p)?;
         let acl = self.intern_acl(acl);
         let entry = self.entry_mut(id)?;
@@ -905,7 +906,11 @@ impl Tree {
     // ---- snapshot restore -----------------------------------------------
 
     /// Restores the root (the first node a snapshot holds).
-    pub fn restore_root(&mut self, acl: u32, fields: &Restored<'_>) -> Result<NodeId, String> {
+    pub(crate) fn restore_root(
+        &mut self,
+        acl: u32,
+        fields: &Restored<'_>,
+    ) -> Result<NodeId, String> {
         if !self.is_empty() {
             return Err("a second root".into());
         }
@@ -918,7 +923,7 @@ impl Tree {
     /// Restores a node under `parent` (restored before it), as the last of
     /// its children so far: names must come in increasing order. `p` is
     /// the node's full path (for the indexes).
-    pub fn restore_child(
+    pub(crate) fn restore_child(
         &mut self,
         parent: NodeId,
         name: &str,
@@ -979,7 +984,7 @@ impl Tree {
 
     /// Checks the invariants that tie the indexes and counters together;
     /// returns the first violation found.
-    pub fn check_invariants(&self, last_zxid: i64) -> Result<(), String> {
+    pub(crate) fn check_invariants(&self, last_zxid: i64) -> Result<(), String> {
         for (p, most) in &self.child_high_water {
             match self.get(p) {
                 Some(node) if node.num_children() < *most => {}

@@ -11,7 +11,7 @@ use crate::node::Acl;
 
 /// One validated change, stamped with its zxid and wall-clock time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Txn {
+pub(crate) struct Txn {
     /// The transaction id; strictly increasing, never reused.
     pub zxid: i64,
     /// Milliseconds since the epoch when the txn was prepared.
@@ -22,7 +22,7 @@ pub struct Txn {
 
 /// The change itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxnOp {
+pub(crate) enum TxnOp {
     /// A session is opened.
     CreateSession {
         /// The new session's id.
@@ -79,7 +79,7 @@ pub enum TxnOp {
 
 /// A create, with every decision already made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateTxn {
+pub(crate) struct CreateTxn {
     /// The final path (sequence suffix included).
     pub path: String,
     /// The data.

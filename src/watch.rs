@@ -14,7 +14,7 @@ use crate::path;
 
 /// A watch entry's mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WatchMode {
+pub(crate) enum WatchMode {
     /// Fires once.
     Standard,
     /// Stays after firing (`addWatch` mode 0).
@@ -26,7 +26,7 @@ pub enum WatchMode {
 /// Event types the server sends (D.2); named as ZooKeeper names them.
 #[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// The node was created.
     NodeCreated,
     /// The node was deleted.
@@ -39,7 +39,7 @@ pub enum EventType {
 
 /// Which table a registration or removal addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Table {
+pub(crate) enum Table {
     /// Set by getData and exists.
     Data,
     /// Set by getChildren.
@@ -125,7 +125,7 @@ impl WatchMap {
 
 /// Both tables, plus a per-session index for cleanup.
 #[derive(Debug, Default, Clone)]
-pub struct WatchTable {
+pub(crate) struct WatchTable {
     data: WatchMap,
     child: WatchMap,
     by_session: HashMap<i64, HashSet<(Table, String)>>,
@@ -133,7 +133,7 @@ pub struct WatchTable {
 
 /// One notification for one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+pub(crate) struct Notification {
     /// Who receives it.
     pub session_id: i64,
     /// What happened.
@@ -144,7 +144,7 @@ pub struct Notification {
 
 impl WatchTable {
     /// An empty table.
-    pub fn new() -> WatchTable {
+    pub(crate) fn new() -> WatchTable {
         WatchTable::default()
     }
 
@@ -156,7 +156,7 @@ impl WatchTable {
     }
 
     /// Registers (or re-moded) an entry.
-    pub fn add(&mut self, table: Table, path: &str, session_id: i64, mode: WatchMode) {
+    pub(crate) fn add(&mut self, table: Table, path: &str, session_id: i64, mode: WatchMode) {
         self.map(table).add(path, session_id, mode);
         self.by_session
             .entry(session_id)
@@ -165,7 +165,7 @@ impl WatchTable {
     }
 
     /// `addWatch`: 3.8 puts the entry in both tables.
-    pub fn add_persistent(&mut self, path: &str, session_id: i64, recursive: bool) {
+    pub(crate) fn add_persistent(&mut self, path: &str, session_id: i64, recursive: bool) {
         let mode = if recursive {
             WatchMode::PersistentRecursive
         } else {
@@ -176,7 +176,7 @@ impl WatchTable {
     }
 
     /// Removes this session's entry at exactly `path` in `table`.
-    pub fn remove(&mut self, table: Table, path: &str, session_id: i64) -> bool {
+    pub(crate) fn remove(&mut self, table: Table, path: &str, session_id: i64) -> bool {
         let removed = self.map(table).remove(path, session_id);
         if removed {
             if let Some(set) = self.by_session.get_mut(&session_id) {
@@ -187,7 +187,7 @@ impl WatchTable {
     }
 
     /// True when the session has an entry at `path` in `table`.
-    pub fn has(&self, table: Table, path: &str, session_id: i64) -> bool {
+    pub(crate) fn has(&self, table: Table, path: &str, session_id: i64) -> bool {
         match table {
             Table::Data => self.data.has(path, session_id),
             Table::Child => self.child.has(path, session_id),
@@ -195,7 +195,7 @@ impl WatchTable {
     }
 
     /// Drops every entry of a session (it closed or expired).
-    pub fn remove_session(&mut self, session_id: i64) {
+    pub(crate) fn remove_session(&mut self, session_id: i64) {
         if let Some(entries) = self.by_session.remove(&session_id) {
             for (table, p) in entries {
                 self.map(table).remove(&p, session_id);
@@ -227,7 +227,7 @@ impl WatchTable {
     /// create → NodeCreated at the node, NodeChildrenChanged at the parent;
     /// delete → NodeDeleted (data then child table, one per session), then
     /// the parent's NodeChildrenChanged; set-data → NodeDataChanged.
-    pub fn trigger(&mut self, change: &Change) -> Vec<Notification> {
+    pub(crate) fn trigger(&mut self, change: &Change) -> Vec<Notification> {
         let mut out = Vec::new();
         let push = |sessions: Vec<i64>, event, path: &str, out: &mut Vec<Notification>| {
             for session_id in sessions {
@@ -264,19 +264,19 @@ impl WatchTable {
     }
 
     /// Number of entries in both tables.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_session.values().map(HashSet::len).sum()
     }
 
     /// True when there are no watches.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Sessions watching each path in one table, sorted by path and id
     /// (ZooKeeper's `wchs`/`wchc`/`wchp` report the data table).
-    pub fn table_by_path(&self, table: Table) -> BTreeMap<String, Vec<i64>> {
+    pub(crate) fn table_by_path(&self, table: Table) -> BTreeMap<String, Vec<i64>> {
         let map = match table {
             Table::Data => &self.data,
             Table::Child => &self.child,
@@ -289,7 +289,7 @@ impl WatchTable {
 
     /// Sessions that hold any watch, sorted.
     #[cfg(test)]
-    pub fn sessions(&self) -> Vec<i64> {
+    pub(crate) fn sessions(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self
             .by_session
             .iter()
