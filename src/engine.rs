@@ -673,6 +673,17 @@ impl Engine {
         if live(&state).is_none() {
             return Err(Error::new(ErrorKind::SessionExpired));
         }
+        self.take_over(session_id, hooks);
+        drop(state);
+        Ok(timeout_ms)
+    }
+
+    /// Hands a resumed session to `hooks`: its server-side watches are
+    /// dropped (the client re-registers them with SetWatches), it is attached
+    /// or given a fresh deadline, and `hooks` replace the older connection's.
+    /// The caller holds the state write lock (lock order: state, watch table,
+    /// hooks, liveness).
+    fn take_over(&self, session_id: i64, hooks: Arc<SessionHooks>) {
         let now = self.clock.now_ms();
         self.watches.lock().remove_session(session_id);
         let mut all_hooks = self.hooks.write();
@@ -683,10 +694,6 @@ impl Engine {
             liveness.detach(session_id, now);
         }
         all_hooks.insert(session_id, hooks);
-        drop(liveness);
-        drop(all_hooks);
-        drop(state);
-        Ok(timeout_ms)
     }
 
     /// [`Engine::resume_session`] for a caller that must not block on a
@@ -719,16 +726,7 @@ impl Engine {
                 })
                 .map(|s| s.timeout_ms);
             if current.is_some() {
-                let now = self.clock.now_ms();
-                self.watches.lock().remove_session(session_id);
-                let mut all_hooks = self.hooks.write();
-                let mut liveness = self.liveness.write();
-                if hooks.attached.load(Ordering::Acquire) {
-                    liveness.attach(session_id);
-                } else {
-                    liveness.detach(session_id, now);
-                }
-                all_hooks.insert(session_id, hooks);
+                self.take_over(session_id, hooks);
             }
             drop(state);
             current
