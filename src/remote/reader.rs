@@ -77,7 +77,18 @@ impl Inner {
                 Ok(false) => {}
                 Err(e) => {
                     let shared = self.shared.lock();
-                    if shared.closing || shared.close_sent {
+                    // After the closeSession's reply the server hangs up:
+                    // the end of this session. Without the reply the close's
+                    // outcome is unknown (a dropped connection looks the
+                    // same as a server that closed before its reply got
+                    // out): a lost connection, so the close is asked again
+                    // after the reconnect, which also tells a closed session
+                    // (expired) from a live one.
+                    let close_unanswered = shared
+                        .pending
+                        .iter()
+                        .any(|p| p.opcode == proto::opcode::CLOSE_SESSION);
+                    if shared.closing || (shared.close_sent && !close_unanswered) {
                         return End::Closing;
                     }
                     return End::Lost(e.to_string());
@@ -172,6 +183,8 @@ impl Inner {
                 w.shutdown();
             }
             shared.server = None;
+            // An unanswered close is failed below; `close` asks again.
+            shared.close_sent = false;
             let was = matches!(
                 shared.state,
                 KeeperState::SyncConnected | KeeperState::ConnectedReadOnly

@@ -55,16 +55,26 @@ impl RemoteSession {
                     self.inner.request_timeout()
                 };
                 let deadline = Instant::now() + wait;
-                match self.inner.call_until(Request::CloseSession, None, deadline) {
-                    Ok(_) => Ok(()),
-                    // It expired while disconnected: nothing to close.
-                    Err(e)
-                        if state == KeeperState::Disconnected
-                            && e.kind() == ErrorKind::SessionExpired =>
-                    {
-                        Ok(())
+                loop {
+                    match self.inner.call_until(Request::CloseSession, None, deadline) {
+                        Ok(_) => break Ok(()),
+                        // Gone: it expired, or an earlier attempt of this
+                        // close went through and only its reply was lost.
+                        Err(e) if e.kind() == ErrorKind::SessionExpired => break Ok(()),
+                        // The connection ended before the reply: whether
+                        // the server closed the session is unknown, so
+                        // reconnect and ask again (found by
+                        // tests/linearizability: a connection dropped under
+                        // an unanswered close was taken for success, and
+                        // the session's ephemerals outlived the close).
+                        Err(e)
+                            if e.kind() == ErrorKind::ConnectionLoss
+                                && Instant::now() < deadline =>
+                        {
+                            continue
+                        }
+                        Err(e) => break Err(e),
                     }
-                    Err(e) => Err(e),
                 }
             }
             _ => Ok(()),

@@ -625,9 +625,11 @@ fn a_refused_sasl_login_fails_connect() {
 
 /// A server that closes the connection on closeSession without getting its
 /// reply out (ZooKeeper does so now and then, as it closes the socket right
-/// after queueing the reply): `close()` still succeeds.
+/// after queueing the reply): `close()` cannot know whether the session
+/// closed, so it reconnects; the server answers that the session is gone,
+/// and `close()` succeeds.
 #[test]
-fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
+fn close_confirms_a_hang_up_without_a_reply_by_reconnecting() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let server = std::thread::spawn(move || {
@@ -635,6 +637,46 @@ fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
         let (_, request) = next_request(&mut stream);
         assert_eq!(request, Request::CloseSession);
         drop(stream);
+        // The reconnect asks for the closed session: expired.
+        let (_stream, _) = accept_session(&listener, Some(0x55), 0);
+    });
+    let session = RemoteSession::builder(&address)
+        .session_timeout(Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    session.close().unwrap();
+    assert!(matches!(
+        session.state(),
+        KeeperState::Closed | KeeperState::Expired
+    ));
+    server.join().unwrap();
+}
+
+/// Found by `tests/linearizability`: a connection that dropped under an
+/// unanswered closeSession was taken for a closed session, and the
+/// session's ephemerals outlived `close()`'s Ok. The close is now sent
+/// again on the next connection, and only its answer counts.
+#[test]
+fn close_asks_again_when_the_connection_drops_before_the_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (closed_tx, closed_rx) = crossbeam_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        let (mut stream, _) = accept_session(&listener, Some(0), 3000);
+        let (_, request) = next_request(&mut stream);
+        assert_eq!(request, Request::CloseSession);
+        // Dropped on the way: the session lives on.
+        drop(stream);
+        let (mut stream, _) = accept_session(&listener, Some(0x55), 3000);
+        let (x, request) = next_request(&mut stream);
+        assert_eq!(request, Request::CloseSession, "the close is sent again");
+        let ok = ReplyHeader {
+            xid: x,
+            zxid: 2,
+            err: 0,
+        };
+        stream.write_all(&proto::encode_reply(&ok, None)).unwrap();
+        closed_tx.send(()).unwrap();
     });
     let session = RemoteSession::builder(&address)
         .session_timeout(Duration::from_secs(3))
@@ -642,7 +684,11 @@ fn close_succeeds_when_the_server_hangs_up_without_a_reply() {
         .unwrap();
     session.close().unwrap();
     assert_eq!(session.state(), KeeperState::Closed);
-    server.join().unwrap();
+    // Before the fix the first drop counted as success and no second
+    // connection came (the server thread waits in accept forever).
+    closed_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the close was sent again on a new connection");
 }
 
 /// Found by `tests/linearizability`: `close` on a disconnected session
