@@ -4,7 +4,9 @@
 //! `[FORMAT_VERSION] ++ bincode(Record)`: one leading format-version byte,
 //! then bincode 1.3 with its default options (varint integers, little
 //! endian, trailing bytes rejected). Keys are never bincode: they are
-//! explicit big-endian bytes built in `store::sled`.
+//! explicit big-endian bytes built in `store::sled`. The one exception is
+//! a snapshot's node block (`blocks.rs`): `[FORMAT_VERSION,
+//! NODE_BLOCK_KIND]`, then nodes encoded by hand.
 //!
 //! Decoding takes bytes from disk, so it treats them as untrusted: it never
 //! panics, never allocates more than the input could describe, and reports
@@ -21,7 +23,12 @@ use crate::txn::Txn;
 
 /// The store format this build reads and writes. See `README.md` beside
 /// this file for the history; bump it for any change of the bytes.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+pub(crate) const FORMAT_VERSION: u8 = 3;
+
+/// The byte after the version that marks a snapshot's node block: the
+/// bincode of [`Record::NodeBlock`]'s variant index, so no bincode record
+/// can be taken for a block.
+pub(crate) const NODE_BLOCK_KIND: u8 = 3;
 
 /// One stored record. The variant order is part of the format: append new
 /// variants at the end and bump [`FORMAT_VERSION`] if old readers must
@@ -37,8 +44,10 @@ pub(crate) enum Record<'a> {
     SnapshotHeader(SnapshotHeader),
     /// One distinct ACL list of a snapshot; nodes refer to it by position.
     Acl(Cow<'a, [Acl]>),
-    /// One node of a snapshot.
-    Node(SnapshotNode<'a>),
+    /// Marks a snapshot frame that holds nodes (`blocks.rs`): its bytes
+    /// are this variant's (`[FORMAT_VERSION, NODE_BLOCK_KIND]`) followed by
+    /// nodes encoded by hand, never by bincode.
+    NodeBlock,
     /// One session of a snapshot.
     Session(SnapshotSession),
     /// The last frame of a snapshot: what the reader must have seen.
@@ -55,40 +64,6 @@ pub(crate) struct SnapshotHeader {
     pub session_id_high: i64,
     /// When the snapshot was taken, ms since the epoch (information only).
     pub taken_ms: i64,
-}
-
-/// A node as a snapshot stores it: every stored field of a tree node;
-/// the children are rebuilt from the order. Nodes come depth first, so a
-/// node's parent is the last node before it one level up: a node stores
-/// its name and depth, not its path (a deep tree stays linear on disk).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SnapshotNode<'a> {
-    /// The last path segment (empty for the root).
-    pub name: Cow<'a, str>,
-    /// Number of segments of the path (0 for the root).
-    pub depth: u32,
-    /// The data; `None` is ZooKeeper's null, distinct from empty.
-    pub data: Option<Cow<'a, [u8]>>,
-    /// Position of the node's ACL among the snapshot's `Acl` frames.
-    pub acl_idx: u32,
-    /// zxid of the create.
-    pub czxid: i64,
-    /// zxid of the last set-data.
-    pub mzxid: i64,
-    /// zxid of the last child create or delete.
-    pub pzxid: i64,
-    /// Create time, ms.
-    pub ctime: i64,
-    /// Last set-data time, ms.
-    pub mtime: i64,
-    /// Set-data count.
-    pub version: i32,
-    /// Child-create count (the sequence source; cversion derives from it).
-    pub creates: i32,
-    /// Set-ACL count.
-    pub aversion: i32,
-    /// Stored ephemeral owner (session id, container or TTL encoding).
-    pub owner: i64,
 }
 
 /// A session as a snapshot stores it (its deadline is not stored: a
@@ -108,7 +83,7 @@ pub(crate) struct SnapshotSession {
 pub(crate) struct SnapshotEnd {
     /// Number of `Acl` frames.
     pub acls: u64,
-    /// Number of `Node` frames.
+    /// Number of nodes.
     pub nodes: u64,
     /// Number of `Session` frames.
     pub sessions: u64,
@@ -192,7 +167,7 @@ impl Record<'_> {
             Record::Txn(_) => "txn",
             Record::SnapshotHeader(_) => "snapshot header",
             Record::Acl(_) => "acl",
-            Record::Node(_) => "node",
+            Record::NodeBlock => "node block",
             Record::Session(_) => "session",
             Record::SnapshotEnd(_) => "snapshot end",
         }
@@ -242,21 +217,7 @@ mod tests {
                 taken_ms: 5,
             }),
             Record::Acl(Cow::Owned(acl)),
-            Record::Node(SnapshotNode {
-                name: Cow::Borrowed("a"),
-                depth: 1,
-                data: Some(Cow::Borrowed(b"")),
-                acl_idx: 0,
-                czxid: 1,
-                mzxid: 2,
-                pzxid: 3,
-                ctime: 4,
-                mtime: 5,
-                version: 6,
-                creates: 7,
-                aversion: -1,
-                owner: i64::MIN,
-            }),
+            Record::NodeBlock,
             Record::Session(SnapshotSession {
                 session_id: 3,
                 timeout_ms: 4000,
@@ -280,23 +241,11 @@ mod tests {
     }
 
     #[test]
-    fn null_and_empty_data_stay_apart() {
-        let mut node = match &sample_records()[4] {
-            Record::Node(node) => node.clone(),
-            _ => unreachable!(),
-        };
-        node.data = None;
-        let null = encode(&Record::Node(node.clone()));
-        node.data = Some(Cow::Borrowed(b""));
-        let empty = encode(&Record::Node(node));
-        assert_ne!(null, empty);
-        match (decode(&null), decode(&empty)) {
-            (Ok(Record::Node(a)), Ok(Record::Node(b))) => {
-                assert_eq!(a.data, None);
-                assert_eq!(b.data.as_deref(), Some(&b""[..]));
-            }
-            other => panic!("{other:?}"),
-        }
+    fn the_node_block_marker_is_its_variant() {
+        assert_eq!(
+            encode(&Record::NodeBlock),
+            [FORMAT_VERSION, NODE_BLOCK_KIND]
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - `codec`: the one encode/decode pair for every stored record;
 //! - `sled`: the txn log (the only code that names sled);
 //! - `snapshot`: snapshot (and backup) files;
+//! - `blocks`: the nodes of a snapshot, many to a frame, encoded by hand
+//!   with `varint`'s LEB128 integers;
 //! - `disk`: the directory layout, recovery, the write path and its
 //!   failure handling, background flush and snapshot threads.
 
@@ -17,12 +19,14 @@ use crate::error::Result;
 use crate::state::State;
 use crate::txn::Txn;
 
+pub(crate) mod blocks;
 pub(crate) mod codec;
 pub(crate) mod disk;
 pub(crate) mod guard;
 pub(crate) mod pending;
 pub(crate) mod sled;
 pub(crate) mod snapshot;
+pub(crate) mod varint;
 
 /// What [`Keeper::inspect_store`](crate::Keeper::inspect_store) found in a
 /// store directory: counts, sizes, and every record it could not decode.
@@ -181,7 +185,9 @@ pub const SNAPSHOT_EVERY_TXNS_DEFAULT: u64 = 100_000;
 /// `Ok` or `Err`, never panic: the record decoder (and that a decoded
 /// record re-encodes to itself), the txn decoder, and the snapshot reader,
 /// both on the raw bytes and on frames with valid checksums cut from them
-/// (so the fuzzer gets past the CRCs to the record sequence). Returns
+/// (so the fuzzer gets past the CRCs to the frame sequence), alone and
+/// after a valid header, and as the body of a node block after a valid
+/// header (so it reaches the node decoder and the tree it builds). Returns
 /// whether any decoder accepted the input. The fuzz target `store_decode`
 /// and a unit test call it. Not part of the stable API.
 ///
@@ -203,6 +209,9 @@ pub fn fuzz_decode(bytes: &[u8]) -> bool {
     accepted |= codec::decode_txn(bytes).is_ok();
     accepted |= snapshot::decode(bytes).is_ok();
     accepted |= snapshot::decode(&snapshot::frame_all(bytes)).is_ok();
+    for file in snapshot::fuzz_files(bytes) {
+        accepted |= snapshot::decode(&file).is_ok();
+    }
     accepted
 }
 

@@ -5,10 +5,12 @@
 //!
 //! Layout: [`MAGIC`], then frames. A frame is the payload's length (u32,
 //! big-endian), its CRC-32 (u32, big-endian), then the payload: one
-//! `codec` record. The records come in this order: one `SnapshotHeader`,
-//! the `Acl` lists, the `Node`s, the `Session`s, one `SnapshotEnd` whose
-//! counts must match; nothing may follow it. Every deviation is reported,
-//! never panicked on: the bytes come from disk.
+//! `codec` record, or a block of nodes (`blocks.rs`: many nodes to a
+//! frame, so the frame's 8 bytes and its CRC are paid per block). The
+//! frames come in this order: one `SnapshotHeader`, the `Acl` lists, the
+//! node blocks, the `Session`s, one `SnapshotEnd` whose counts must match;
+//! nothing may follow it. Every deviation is reported, never panicked on:
+//! the bytes come from disk.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,8 +21,10 @@ use std::path::Path;
 use crate::path;
 use crate::session::SessionTable;
 use crate::state::State;
+use crate::store::blocks::{BlockNode, BlockReader, BlockWriter, BLOCK_BYTES};
 use crate::store::codec::{
-    self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotNode, SnapshotSession,
+    self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotSession, FORMAT_VERSION,
+    NODE_BLOCK_KIND,
 };
 use crate::tree::{Frozen, NodeId, NodeKind, Restored, Tree, SYSTEM_PATHS};
 
@@ -30,8 +34,8 @@ pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
 /// Bytes of a frame's length and CRC.
 const FRAME_HEADER_BYTES: usize = 8;
 
-/// The largest frame a snapshot may hold (one node's record: its path,
-/// ACL index and data). A node whose data exceeds this cannot be
+/// The largest frame a snapshot may hold (a block with one node: its
+/// name, fields and data). A node whose data exceeds this cannot be
 /// snapshotted; the default data limit (1 MiB) is far below it.
 pub(crate) const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -114,15 +118,19 @@ impl Source {
 
     /// Writes the snapshot file's bytes to `out` (buffer it).
     ///
-    /// Fails on a write error or when one record exceeds [`FRAME_BYTES_MAX`].
+    /// Fails on a write error or when one frame exceeds [`FRAME_BYTES_MAX`].
     pub(crate) fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
-        let mut frame = Vec::with_capacity(256);
+        self.write_blocks_of(BLOCK_BYTES, out)
+    }
+
+    /// [`Source::write_to`] with blocks cut at `block_bytes`.
+    fn write_blocks_of(&self, block_bytes: usize, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut record_bytes = Vec::with_capacity(256);
         out.write_all(&MAGIC)?;
         let mut put = |record: &Record<'_>, out: &mut dyn Write| -> std::io::Result<()> {
-            frame.clear();
-            push_frame(&mut frame, record).map_err(invalid)?;
-            out.write_all(&frame)
+            record_bytes.clear();
+            codec::encode_into(record, &mut record_bytes);
+            write_frame(out, &record_bytes)
         };
         put(&Record::SnapshotHeader(self.header), out)?;
         // Every ACL list of the table, once; nodes refer to them by position.
@@ -132,26 +140,31 @@ impl Source {
         // Parents before children (depth first from the root, children in
         // name order), so a reader links each node into its parent as it
         // arrives.
+        let mut blocks = BlockWriter::new(self.header.zxid, block_bytes);
+        let mut emit = |payload: &[u8]| write_frame(out, payload);
         let mut n_nodes: u64 = 0;
         self.nodes.walk(|_, depth, name, node| {
-            let record = SnapshotNode {
-                name: Cow::Borrowed(name),
-                depth: depth as u32,
-                data: node.data().map(Cow::Borrowed),
-                acl_idx: Frozen::acl_index(&node),
-                czxid: node.czxid,
-                mzxid: node.mzxid,
-                pzxid: node.pzxid,
-                ctime: node.ctime,
-                mtime: node.mtime,
-                version: node.version,
-                creates: node.creates,
-                aversion: node.aversion,
-                owner: node.owner,
-            };
             n_nodes += 1;
-            put(&Record::Node(record), out)
+            let node = BlockNode {
+                depth,
+                name,
+                acl: Frozen::acl_index(&node),
+                fields: Restored {
+                    data: node.data(),
+                    czxid: node.czxid,
+                    mzxid: node.mzxid,
+                    pzxid: node.pzxid,
+                    ctime: node.ctime,
+                    mtime: node.mtime,
+                    version: node.version,
+                    creates: node.creates,
+                    aversion: node.aversion,
+                    owner: node.owner,
+                },
+            };
+            blocks.push(&node, &mut emit)
         })?;
+        blocks.finish(&mut emit)?;
         if n_nodes != self.nodes.len() as u64 {
             return Err(invalid(format!(
                 "{n_nodes} of {} nodes are reachable from the root",
@@ -172,6 +185,27 @@ impl Source {
     }
 }
 
+fn invalid(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+}
+
+/// Writes one frame: the payload's length and CRC, then the payload.
+fn write_frame(out: &mut dyn Write, payload: &[u8]) -> std::io::Result<()> {
+    if payload.len() > FRAME_BYTES_MAX {
+        return Err(invalid(format!(
+            "a frame of {} bytes exceeds the snapshot frame limit of {FRAME_BYTES_MAX}",
+            payload.len()
+        )));
+    }
+    let len = payload.len() as u32;
+    let crc = crc32fast::hash(payload);
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    header[..4].copy_from_slice(&len.to_be_bytes());
+    header[4..].copy_from_slice(&crc.to_be_bytes());
+    out.write_all(&header)?;
+    out.write_all(payload)
+}
+
 /// Encodes `state` into the bytes of a snapshot file.
 ///
 /// Fails only when one record exceeds [`FRAME_BYTES_MAX`].
@@ -187,40 +221,61 @@ pub(crate) fn encode(
     Ok(out)
 }
 
-fn push_frame(out: &mut Vec<u8>, record: &Record<'_>) -> Result<(), String> {
-    let start = out.len();
-    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
-    codec::encode_into(record, out);
-    let payload = &out[start + FRAME_HEADER_BYTES..];
-    if payload.len() > FRAME_BYTES_MAX {
-        return Err(format!(
-            "a {} record of {} bytes exceeds the snapshot frame limit of {FRAME_BYTES_MAX}",
-            record.kind_name(),
-            payload.len()
-        ));
-    }
-    let len = u32::try_from(payload.len()).map_err(|_| "frame length overflow")?;
-    let crc = crc32fast::hash(payload);
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
-    Ok(())
-}
-
-/// Builds a snapshot file from arbitrary bytes, cutting them into frames
-/// with valid lengths and checksums: each frame's payload length is the
-/// next input byte, its payload the bytes after it. Only the fuzz hook
-/// uses it, so fuzzing reaches the record sequence behind the CRCs.
-pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
+/// Cuts arbitrary bytes into frames with valid lengths and checksums:
+/// each frame's payload length is the next input byte, its payload the
+/// bytes after it.
+fn frame_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut rest = bytes;
     while let Some((&len, tail)) = rest.split_first() {
         let (payload, tail) = tail.split_at(usize::from(len).min(tail.len()));
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
-        out.extend_from_slice(payload);
+        // Writing into memory fails only past the frame limit, which a
+        // payload of at most 255 bytes is far below.
+        let _ = write_frame(out, payload);
         rest = tail;
     }
+}
+
+/// Builds a snapshot file from arbitrary bytes cut into frames (see
+/// [`frame_bytes`]). Only the fuzz hook uses it, so fuzzing reaches the
+/// frame sequence behind the CRCs.
+pub(crate) fn frame_all(bytes: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    frame_bytes(&mut out, bytes);
     out
+}
+
+/// The zxid of [`fuzz_files`]' header.
+const FUZZ_ZXID: i64 = 1000;
+
+/// Snapshot files for the fuzz hook that start right (magic, a header,
+/// one ACL list), so arbitrary bytes reach the node-block decoder and the
+/// tree it builds: the bytes cut into frames, and the bytes as the body of
+/// one node block.
+pub(crate) fn fuzz_files(bytes: &[u8]) -> [Vec<u8>; 2] {
+    let mut start = MAGIC.to_vec();
+    let header = Record::SnapshotHeader(SnapshotHeader {
+        zxid: FUZZ_ZXID,
+        session_id_high: 0,
+        taken_ms: 0,
+    });
+    let acl = Record::Acl(Cow::Owned(crate::node::Acl::open_unsafe()));
+    for record in [header, acl] {
+        let _ = write_frame(&mut start, &codec::encode(&record));
+    }
+    let mut framed = start.clone();
+    frame_bytes(&mut framed, bytes);
+    let mut block = crate::store::blocks::BLOCK_PREFIX.to_vec();
+    block.extend_from_slice(bytes);
+    let _ = write_frame(&mut start, &block);
+    [framed, start]
+}
+
+/// One frame's payload, as the decoder sees it.
+enum Frame<'a> {
+    /// A bincode record.
+    Record(Record<'static>),
+    /// A node block, borrowed from the frame reader.
+    Nodes(&'a [u8]),
 }
 
 /// Walks the frames of a snapshot body, read one frame at a time (a
@@ -256,8 +311,8 @@ impl<R: Read> Frames<R> {
         }
     }
 
-    /// The next record, `None` at the end of the input.
-    fn next_record(&mut self) -> Result<Option<Record<'static>>, SnapshotError> {
+    /// The next frame, `None` at the end of the input.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SnapshotError> {
         let at = self.offset;
         let damaged = |why: String| SnapshotError::Damaged(format!("frame at byte {at}: {why}"));
         let mut header = [0u8; FRAME_HEADER_BYTES];
@@ -290,12 +345,15 @@ impl<R: Read> Frames<R> {
         if crc32fast::hash(&self.payload) != crc {
             return Err(damaged("checksum mismatch".into()));
         }
+        self.offset = at + (FRAME_HEADER_BYTES + len) as u64;
+        if let [FORMAT_VERSION, NODE_BLOCK_KIND, ..] = self.payload[..] {
+            return Ok(Some(Frame::Nodes(&self.payload)));
+        }
         let record = codec::decode(&self.payload).map_err(|e| match e {
             DecodeError::Version(v) => SnapshotError::Version(v),
             other => damaged(other.to_string()),
         })?;
-        self.offset = at + (FRAME_HEADER_BYTES + len) as u64;
-        Ok(Some(record))
+        Ok(Some(Frame::Record(record)))
     }
 
     /// How many bytes follow (0 at the end); reads at most a few.
@@ -317,6 +375,90 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
     decode_from(bytes)
 }
 
+/// An ancestor of the node being decoded.
+struct Open {
+    id: NodeId,
+    /// Length of its path (a prefix of the decoder's path buffer).
+    path_len: usize,
+}
+
+/// The tree being rebuilt from node blocks: the nodes' parents come from
+/// the depths, every name is checked.
+struct TreeBuilder {
+    tree: Tree,
+    /// Tree ACL index of each `Acl` record, by position.
+    acls: Vec<u32>,
+    /// The ancestors of the next node, root first.
+    stack: Vec<Open>,
+    /// The path of the last node.
+    path: String,
+    /// `/` and the name being checked.
+    name_buf: String,
+    nodes: u64,
+}
+
+impl TreeBuilder {
+    fn new() -> TreeBuilder {
+        TreeBuilder {
+            tree: Tree::empty(),
+            acls: Vec::new(),
+            stack: Vec::new(),
+            path: String::from("/"),
+            name_buf: String::new(),
+            nodes: 0,
+        }
+    }
+
+    /// Adds one decoded node.
+    fn add(&mut self, node: BlockNode<'_>) -> Result<(), String> {
+        let acl = usize::try_from(node.acl)
+            .ok()
+            .and_then(|idx| self.acls.get(idx))
+            .copied()
+            .ok_or_else(|| format!("names acl {} of {}", node.acl, self.acls.len()))?;
+        let depth = node.depth;
+        let id = if depth == 0 {
+            if !node.name.is_empty() {
+                return Err("a root with a name".into());
+            }
+            let id = self.tree.restore_root(acl, &node.fields)?;
+            self.stack.clear();
+            self.path.truncate(1);
+            id
+        } else {
+            let name = node.name;
+            if name.is_empty() || name.contains('/') {
+                return Err(format!("node name {name:?}"));
+            }
+            self.name_buf.clear();
+            self.name_buf.push('/');
+            self.name_buf.push_str(name);
+            if let Err(e) = path::validate(&self.name_buf) {
+                return Err(format!("node name {e}"));
+            }
+            self.stack.truncate(depth);
+            let parent = self
+                .stack
+                .get(depth - 1)
+                .ok_or_else(|| format!("depth {depth} below no parent"))?;
+            let (parent, parent_len) = (parent.id, parent.path_len);
+            self.path.truncate(parent_len);
+            if parent_len > 1 {
+                self.path.push('/');
+            }
+            self.path.push_str(name);
+            self.tree
+                .restore_child(parent, name, &self.path, acl, &node.fields)?
+        };
+        self.stack.push(Open {
+            id,
+            path_len: self.path.len(),
+        });
+        self.nodes += 1;
+        Ok(())
+    }
+}
+
 /// Decodes a snapshot read from `input`, frame by frame, into a state
 /// (built by [`State::restore`] from the decoded tree and sessions).
 fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
@@ -326,14 +468,15 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
     }
     let mut frames = Frames::new(input, MAGIC.len() as u64);
     let damaged = |why: &str| SnapshotError::Damaged(why.to_string());
-    let header = match frames.next_record()? {
-        Some(Record::SnapshotHeader(header)) => header,
-        Some(other) => {
+    let header = match frames.next_frame()? {
+        Some(Frame::Record(Record::SnapshotHeader(header))) => header,
+        Some(Frame::Record(other)) => {
             return Err(SnapshotError::Damaged(format!(
                 "starts with a {} record, not a header",
                 other.kind_name()
             )))
         }
+        Some(Frame::Nodes(_)) => return Err(damaged("starts with nodes, not a header")),
         None => return Err(damaged("no header")),
     };
     if header.zxid < 0 {
@@ -342,88 +485,41 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
             header.zxid
         )));
     }
-    let mut tree = Tree::empty();
+    let mut builder = TreeBuilder::new();
+    let mut blocks = BlockReader::new(header.zxid);
     let mut sessions = SessionTable::new();
-    // Tree ACL index of each `Acl` record, by position.
-    let mut acls: Vec<u32> = Vec::new();
-    // The ids and path lengths of the current node's ancestors, by depth.
-    let mut stack: Vec<(NodeId, usize)> = Vec::new();
-    let mut path_buf = String::from("/");
-    let mut name_buf = String::new();
-    let (mut n_nodes, mut n_sessions) = (0u64, 0u64);
+    let mut n_sessions = 0u64;
     loop {
-        let record = frames
-            .next_record()?
+        let at = frames.offset;
+        let frame = frames
+            .next_frame()?
             .ok_or_else(|| damaged("no end record (truncated file)"))?;
-        match record {
-            Record::Acl(list) => {
-                if n_nodes > 0 || n_sessions > 0 {
-                    return Err(damaged("acl record after nodes"));
-                }
-                acls.push(tree.intern_acl(&list));
-            }
-            Record::Node(node) => {
+        let record = match frame {
+            Frame::Nodes(payload) => {
                 if n_sessions > 0 {
-                    return Err(damaged("node record after sessions"));
+                    return Err(damaged("node block after sessions"));
                 }
-                let acl = usize::try_from(node.acl_idx)
-                    .ok()
-                    .and_then(|idx| acls.get(idx))
-                    .copied()
-                    .ok_or_else(|| {
+                blocks
+                    .read(payload, |node| builder.add(node))
+                    .map_err(|e| {
                         SnapshotError::Damaged(format!(
-                            "node {n_nodes} names acl {} of {}",
-                            node.acl_idx,
-                            acls.len()
+                            "node {} at byte {}: {}",
+                            builder.nodes,
+                            at + (FRAME_HEADER_BYTES + e.at) as u64,
+                            e.why
                         ))
                     })?;
-                let fields = Restored {
-                    data: node.data.as_deref(),
-                    czxid: node.czxid,
-                    mzxid: node.mzxid,
-                    pzxid: node.pzxid,
-                    ctime: node.ctime,
-                    mtime: node.mtime,
-                    version: node.version,
-                    creates: node.creates,
-                    aversion: node.aversion,
-                    owner: node.owner,
-                };
-                let depth = usize::try_from(node.depth).unwrap_or(usize::MAX);
-                if depth == 0 {
-                    if !node.name.is_empty() {
-                        return Err(damaged("a root with a name"));
-                    }
-                    let id = tree
-                        .restore_root(acl, &fields)
-                        .map_err(SnapshotError::Damaged)?;
-                    stack.push((id, 1));
-                } else {
-                    if depth > stack.len() {
-                        return Err(SnapshotError::Damaged(format!(
-                            "node {n_nodes} at depth {depth} below a node at depth {}",
-                            stack.len().saturating_sub(1)
-                        )));
-                    }
-                    name_buf.clear();
-                    name_buf.push('/');
-                    name_buf.push_str(&node.name);
-                    if let Err(e) = path::validate(&name_buf) {
-                        return Err(SnapshotError::Damaged(format!("node name {e}")));
-                    }
-                    stack.truncate(depth);
-                    let (parent, parent_len) = stack[depth - 1];
-                    path_buf.truncate(parent_len);
-                    if parent_len > 1 {
-                        path_buf.push('/');
-                    }
-                    path_buf.push_str(&node.name);
-                    let id = tree
-                        .restore_child(parent, &node.name, &path_buf, acl, &fields)
-                        .map_err(SnapshotError::Damaged)?;
-                    stack.push((id, path_buf.len()));
+                continue;
+            }
+            Frame::Record(record) => record,
+        };
+        match record {
+            Record::Acl(list) => {
+                if builder.nodes > 0 || n_sessions > 0 {
+                    return Err(damaged("acl record after nodes"));
                 }
-                n_nodes += 1;
+                let idx = builder.tree.intern_acl(&list);
+                builder.acls.push(idx);
             }
             Record::Session(session) => {
                 if sessions.get(session.session_id).is_some() {
@@ -437,8 +533,8 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
             }
             Record::SnapshotEnd(end) => {
                 let seen = SnapshotEnd {
-                    acls: acls.len() as u64,
-                    nodes: n_nodes,
+                    acls: builder.acls.len() as u64,
+                    nodes: builder.nodes,
                     sessions: n_sessions,
                 };
                 if end != seen {
@@ -463,7 +559,7 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
             }
         }
     }
-    let state = State::restore(tree, sessions, header.zxid);
+    let state = State::restore(builder.tree, sessions, header.zxid);
     if SYSTEM_PATHS.iter().any(|p| state.tree.get(p).is_none()) {
         return Err(damaged("a system node is missing"));
     }
@@ -714,48 +810,352 @@ mod tests {
         decoded.state.check_invariants().unwrap();
     }
 
+    /// A node of a snapshot, owned, for tests that rewrite the node list.
+    #[derive(Clone)]
+    struct Part {
+        depth: usize,
+        name: String,
+        acl: u32,
+        data: Option<Vec<u8>>,
+        fields: Restored<'static>,
+    }
+
+    fn parts(state: &State) -> Vec<Part> {
+        let mut out = Vec::new();
+        let _ = state.tree.freeze().walk(|_, depth, name, node| {
+            out.push(Part {
+                depth,
+                name: name.to_string(),
+                acl: Frozen::acl_index(&node),
+                data: node.data().map(<[u8]>::to_vec),
+                fields: Restored {
+                    data: None,
+                    czxid: node.czxid,
+                    mzxid: node.mzxid,
+                    pzxid: node.pzxid,
+                    ctime: node.ctime,
+                    mtime: node.mtime,
+                    version: node.version,
+                    creates: node.creates,
+                    aversion: node.aversion,
+                    owner: node.owner,
+                },
+            });
+            Ok::<(), ()>(())
+        });
+        out
+    }
+
+    /// The snapshot file of `state` with its nodes replaced by `nodes`.
+    fn file_with(state: &State, nodes: &[Part]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        let put = |out: &mut Vec<u8>, record: Record<'_>| {
+            write_frame(out, &codec::encode(&record)).unwrap();
+        };
+        let zxid = state.last_zxid;
+        put(
+            &mut out,
+            Record::SnapshotHeader(SnapshotHeader {
+                zxid,
+                session_id_high: 0,
+                taken_ms: 0,
+            }),
+        );
+        let frozen = state.tree.freeze();
+        for list in frozen.acl_lists() {
+            put(&mut out, Record::Acl(Cow::Borrowed(&list[..])));
+        }
+        let mut blocks = BlockWriter::new(zxid, BLOCK_BYTES);
+        let mut payloads = Vec::new();
+        let mut emit = |payload: &[u8]| {
+            payloads.push(payload.to_vec());
+            Ok(())
+        };
+        for part in nodes {
+            let node = BlockNode {
+                depth: part.depth,
+                name: &part.name,
+                acl: part.acl,
+                fields: Restored {
+                    data: part.data.as_deref(),
+                    ..part.fields.clone()
+                },
+            };
+            blocks.push(&node, &mut emit).unwrap();
+        }
+        blocks.finish(&mut emit).unwrap();
+        for payload in payloads {
+            write_frame(&mut out, &payload).unwrap();
+        }
+        let ids = state.sessions.ids();
+        for &session_id in &ids {
+            let entry = state.sessions.get(session_id).unwrap();
+            put(
+                &mut out,
+                Record::Session(SnapshotSession {
+                    session_id,
+                    timeout_ms: entry.timeout_ms,
+                    password: entry.password,
+                }),
+            );
+        }
+        put(
+            &mut out,
+            Record::SnapshotEnd(SnapshotEnd {
+                acls: frozen.acl_lists().len() as u64,
+                nodes: nodes.len() as u64,
+                sessions: ids.len() as u64,
+            }),
+        );
+        out
+    }
+
+    /// (payload length, is a node block) of every frame of a file.
+    fn frames_of(bytes: &[u8]) -> Vec<(usize, bool)> {
+        let mut frames = Frames::new(&bytes[MAGIC.len()..], MAGIC.len() as u64);
+        let mut out = Vec::new();
+        loop {
+            let at = frames.offset;
+            let Some(frame) = frames.next_frame().unwrap() else {
+                break;
+            };
+            let is_block = matches!(frame, Frame::Nodes(_));
+            let len = (frames.offset - at) as usize - FRAME_HEADER_BYTES;
+            out.push((len, is_block));
+        }
+        out
+    }
+
+    fn encode_blocks_of(state: &State, block_bytes: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        Source::of(state, 0, 0)
+            .write_blocks_of(block_bytes, &mut out)
+            .unwrap();
+        out
+    }
+
     #[test]
     fn siblings_out_of_order_or_depth_jumps_are_damage() {
         let state = sample_state();
-        let bytes = encode(&state, 0, 0).unwrap();
-        let mut frames = Frames::new(&bytes[MAGIC.len()..], MAGIC.len() as u64);
-        let mut records = Vec::new();
-        while let Some(record) = frames.next_record().unwrap() {
-            records.push(record);
-        }
-        let reframe = |records: &[Record<'_>]| {
-            let mut out = MAGIC.to_vec();
-            for r in records {
-                push_frame(&mut out, r).unwrap();
-            }
-            out
-        };
-        assert!(decode(&reframe(&records)).is_ok());
-        let nodes: Vec<usize> = (0..records.len())
-            .filter(|&i| matches!(records[i], Record::Node(_)))
-            .collect();
+        let nodes = parts(&state);
+        assert!(decode(&file_with(&state, &nodes)).is_ok());
         // Swap two siblings ("a" and "c" under the root).
-        let (a, c) = (
-            nodes
-                .iter()
-                .copied()
-                .find(|&i| matches!(&records[i], Record::Node(n) if n.name == "a"))
-                .unwrap(),
-            nodes
-                .iter()
-                .copied()
-                .find(|&i| matches!(&records[i], Record::Node(n) if n.name == "c"))
-                .unwrap(),
-        );
-        let mut swapped = records.clone();
+        let a = nodes.iter().position(|n| n.name == "a").unwrap();
+        let c = nodes.iter().position(|n| n.name == "c").unwrap();
+        let mut swapped = nodes.clone();
         swapped.swap(a, c);
-        assert!(decode(&reframe(&swapped)).is_err());
-        // A node two levels below its predecessor.
-        let mut jumped = records.clone();
-        if let Record::Node(n) = &mut jumped[c] {
-            n.depth = 4;
+        assert!(decode(&file_with(&state, &swapped)).is_err());
+        // The same name twice.
+        let mut twice = nodes.clone();
+        twice[c].name = "a".into();
+        assert!(decode(&file_with(&state, &twice)).is_err());
+        // A second root, a root with a name, a name with a slash or none.
+        let mut rooted = nodes.clone();
+        rooted[c].depth = 0;
+        rooted[c].name.clear();
+        assert!(decode(&file_with(&state, &rooted)).is_err());
+        for name in ["", "x/y", ".", "..", "a\u{0}"] {
+            let mut renamed = nodes.clone();
+            renamed[c].name = name.into();
+            assert!(decode(&file_with(&state, &renamed)).is_err(), "{name:?}");
         }
-        assert!(decode(&reframe(&jumped)).is_err());
+        let mut named = nodes.clone();
+        named[0].name = "r".into();
+        assert!(decode(&file_with(&state, &named)).is_err());
+        // A child of an ephemeral ("e" under "a" is one).
+        let e = nodes.iter().position(|n| n.name == "e").unwrap();
+        let mut under = nodes.clone();
+        let mut child = nodes[e].clone();
+        child.depth += 1;
+        child.fields.owner = 0;
+        under.insert(e + 1, child);
+        assert!(decode(&file_with(&state, &under)).is_err());
+        // An unknown ACL.
+        let mut acl = nodes.clone();
+        acl[c].acl = 99;
+        assert!(decode(&file_with(&state, &acl)).is_err());
+    }
+
+    #[test]
+    fn blocks_cut_anywhere_round_trip() {
+        let state = sample_state();
+        let whole = frames_of(&encode_blocks_of(&state, usize::MAX));
+        let blocks: Vec<usize> = whole.iter().filter(|f| f.1).map(|f| f.0).collect();
+        assert_eq!(blocks.len(), 1, "{whole:?}");
+        let exact = blocks[0];
+        for block_bytes in 0..=exact + 1 {
+            let bytes = encode_blocks_of(&state, block_bytes);
+            let decoded = decode(&bytes).unwrap_or_else(|e| panic!("{block_bytes}: {e}"));
+            assert_same(&state, &decoded.state);
+            let frames = frames_of(&bytes);
+            let n_blocks = frames.iter().filter(|f| f.1).count();
+            // An exactly full block is one block; one byte less is two.
+            if block_bytes >= exact {
+                assert_eq!(n_blocks, 1, "{block_bytes}");
+            } else if block_bytes == exact - 1 {
+                assert_eq!(n_blocks, 2, "{block_bytes}");
+            }
+            if block_bytes == 0 {
+                assert_eq!(n_blocks, state.tree.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_larger_than_a_block_gets_a_block_of_its_own() {
+        let mut state = sample_state();
+        let big = vec![0xAB; BLOCK_BYTES * 2];
+        for (i, name) in ["/b", "/big", "/bz"].into_iter().enumerate() {
+            let data = if name == "/big" {
+                big.clone()
+            } else {
+                vec![1; 10]
+            };
+            let txn = Txn {
+                zxid: state.last_zxid + 1,
+                time_ms: 2000 + i as i64,
+                op: TxnOp::Create(CreateTxn {
+                    path: name.into(),
+                    data: Some(data),
+                    acl: Acl::open_unsafe(),
+                    owner: 0,
+                }),
+            };
+            state.apply(&txn).unwrap();
+        }
+        let bytes = encode(&state, 0, 0).unwrap();
+        let blocks: Vec<usize> = frames_of(&bytes)
+            .into_iter()
+            .filter(|f| f.1)
+            .map(|f| f.0)
+            .collect();
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
+        assert!(blocks[1] > big.len() && blocks[1] < big.len() + 64);
+        assert!(blocks[0] < 200 && blocks[2] < 200, "{blocks:?}");
+        let decoded = decode(&bytes).unwrap();
+        assert_same(&state, &decoded.state);
+        decoded.state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_tree_of_system_nodes_only_is_one_small_block() {
+        let state = State::new();
+        let bytes = encode(&state, 0, 0).unwrap();
+        let frames = frames_of(&bytes);
+        let blocks: Vec<usize> = frames.iter().filter(|f| f.1).map(|f| f.0).collect();
+        assert_eq!(blocks.len(), 1, "{frames:?}");
+        assert!(blocks[0] < 4 * 32, "{blocks:?}");
+        let decoded = decode(&bytes).unwrap();
+        assert_same(&state, &decoded.state);
+        decoded.state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn fields_at_their_extremes_round_trip() {
+        // Large zxids, times going backwards, mtime before ctime, owners
+        // of every kind (negative for containers and TTL nodes).
+        let mut state = State::new();
+        let base = i64::MAX - 100;
+        let ttl_owner = crate::tree::NodeKind::Ttl(crate::tree::TTL_MAX_MS).owner();
+        let ops = [
+            (
+                i64::MAX,
+                TxnOp::CreateSession {
+                    session_id: i64::MAX,
+                    timeout_ms: i32::MAX,
+                    password: [0xFF; 16],
+                },
+            ),
+            (i64::MIN, create("/a", Some(b""), 0)),
+            (-1, create("/a/c", None, crate::tree::CONTAINER_OWNER)),
+            (1_700_000_000_000, create("/a/c/x", Some(b"1"), 0)),
+            (0, create("/t", Some(b"t"), ttl_owner)),
+            (i64::MAX, create("/e", None, i64::MAX)),
+            (1, create("/z", Some(&[0; 300]), 0)),
+            (
+                i64::MIN,
+                TxnOp::SetData {
+                    path: "/z".into(),
+                    data: None,
+                },
+            ),
+        ];
+        for (i, (time_ms, op)) in ops.into_iter().enumerate() {
+            let txn = Txn {
+                zxid: base + i as i64,
+                time_ms,
+                op,
+            };
+            state.apply(&txn).unwrap();
+        }
+        let z = state.tree.get("/z").unwrap();
+        assert!(z.mtime < z.ctime);
+        for block_bytes in [0, 40, BLOCK_BYTES] {
+            let decoded = decode(&encode_blocks_of(&state, block_bytes)).unwrap();
+            assert_same(&state, &decoded.state);
+            decoded.state.check_invariants().unwrap();
+        }
+    }
+
+    fn create(path: &str, data: Option<&[u8]>, owner: i64) -> TxnOp {
+        TxnOp::Create(CreateTxn {
+            path: path.into(),
+            data: data.map(<[u8]>::to_vec),
+            acl: Acl::open_unsafe(),
+            owner,
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_trees_round_trip(
+            steps in proptest::collection::vec(
+                (0usize..64, 0u8..4, proptest::option::of(proptest::collection::vec(0u8..=255, 0..40)), -3i64..3, 0u8..5),
+                0..120,
+            ),
+            block_bytes in proptest::sample::select(vec![0usize, 17, 200, 4096, BLOCK_BYTES]),
+        ) {
+            let mut state = State::new();
+            let mut paths = vec![String::from("/")];
+            let session = 0x0100_0000_0000_0001;
+            let mut zxid = 1;
+            state.apply(&Txn {
+                zxid,
+                time_ms: 0,
+                op: TxnOp::CreateSession { session_id: session, timeout_ms: 4000, password: [1; 16] },
+            }).unwrap();
+            let mut time = 1_700_000_000_000i64;
+            for (parent, name, data, dt, kind) in steps {
+                zxid += 1;
+                time += dt * 1000;
+                let parent = &paths[parent % paths.len()];
+                let p = crate::path::join(parent, &format!("n{name}"));
+                let owner = match kind {
+                    0 => session,
+                    1 => crate::tree::CONTAINER_OWNER,
+                    2 => crate::tree::NodeKind::Ttl(5000).owner(),
+                    _ => 0,
+                };
+                let exists = state.tree.get(&p).is_some();
+                let op = if exists {
+                    TxnOp::SetData { path: p.clone(), data }
+                } else {
+                    create(&p, data.as_deref(), owner)
+                };
+                if state.apply(&Txn { zxid, time_ms: time, op }).is_ok() {
+                    // Ephemerals get no children.
+                    if !exists && owner != session {
+                        paths.push(p);
+                    }
+                } else {
+                    zxid -= 1;
+                }
+            }
+            let decoded = decode(&encode_blocks_of(&state, block_bytes)).unwrap();
+            assert_same(&state, &decoded.state);
+            decoded.state.check_invariants().unwrap();
+        }
     }
 
     #[test]
