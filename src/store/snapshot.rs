@@ -26,7 +26,7 @@ use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotSession, FORMAT_VERSION,
     NODE_BLOCK_KIND,
 };
-use crate::tree::{Frozen, NodeId, NodeKind, Restored, Tree, SYSTEM_PATHS};
+use crate::tree::{Frozen, NodeId, Restored, Tree, SYSTEM_PATHS};
 
 /// The first bytes of every snapshot (and backup) file.
 pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
@@ -380,6 +380,11 @@ struct Open {
     id: NodeId,
     /// Length of its path (a prefix of the decoder's path buffer).
     path_len: usize,
+    /// Its child-create count, and its children restored so far.
+    creates: i32,
+    children: u64,
+    /// A system node (exempt from the creates check).
+    system: bool,
 }
 
 /// The tree being rebuilt from node blocks: the nodes' parents come from
@@ -422,7 +427,7 @@ impl TreeBuilder {
                 return Err("a root with a name".into());
             }
             let id = self.tree.restore_root(acl, &node.fields)?;
-            self.stack.clear();
+            self.close(0)?;
             self.path.truncate(1);
             id
         } else {
@@ -436,11 +441,12 @@ impl TreeBuilder {
             if let Err(e) = path::validate(&self.name_buf) {
                 return Err(format!("node name {e}"));
             }
-            self.stack.truncate(depth);
+            self.close(depth)?;
             let parent = self
                 .stack
-                .get(depth - 1)
+                .get_mut(depth - 1)
                 .ok_or_else(|| format!("depth {depth} below no parent"))?;
+            parent.children += 1;
             let (parent, parent_len) = (parent.id, parent.path_len);
             self.path.truncate(parent_len);
             if parent_len > 1 {
@@ -453,8 +459,27 @@ impl TreeBuilder {
         self.stack.push(Open {
             id,
             path_len: self.path.len(),
+            creates: node.fields.creates,
+            children: 0,
+            system: depth <= 2 && Tree::is_system(&self.path),
         });
         self.nodes += 1;
+        Ok(())
+    }
+
+    /// Closes the ancestors at `depth` and below (their children are all
+    /// restored): a node has at least as many child creates as children
+    /// (system nodes aside), or sequence numbers would repeat.
+    fn close(&mut self, depth: usize) -> Result<(), String> {
+        while self.stack.len() > depth {
+            let Some(open) = self.stack.pop() else { break };
+            if !open.system && i64::from(open.creates) < open.children as i64 {
+                // The closed nodes are the last node and its ancestors:
+                // their paths are prefixes of the path buffer.
+                let p = self.path.get(..open.path_len).unwrap_or_default();
+                return Err(format!("node {p:?} has fewer creates than children"));
+            }
+        }
         Ok(())
     }
 }
@@ -532,6 +557,7 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
                 n_sessions += 1;
             }
             Record::SnapshotEnd(end) => {
+                builder.close(0).map_err(SnapshotError::Damaged)?;
                 let seen = SnapshotEnd {
                     acls: builder.acls.len() as u64,
                     nodes: builder.nodes,
@@ -559,41 +585,22 @@ fn decode_from(mut input: impl Read) -> Result<Decoded, SnapshotError> {
             }
         }
     }
+    // The checks of `State::check_invariants` the tree builder and the
+    // block reader do not make: every ephemeral's owner is a session of
+    // the snapshot (the tree indexes ephemerals by owner).
+    for owner in builder.tree.ephemeral_owners() {
+        if sessions.get(owner).is_none() {
+            let p = builder.tree.ephemerals_of(owner).next();
+            return Err(SnapshotError::Damaged(format!(
+                "ephemeral {p:?} of unknown session {owner:#x}"
+            )));
+        }
+    }
     let state = State::restore(builder.tree, sessions, header.zxid);
     if SYSTEM_PATHS.iter().any(|p| state.tree.get(p).is_none()) {
         return Err(damaged("a system node is missing"));
     }
-    check_loaded(&state)?;
     Ok(Decoded { state, header })
-}
-
-/// The checks of `State::check_invariants` that decoding does not already
-/// guarantee (children links are built from the paths, parents checked as
-/// nodes arrive), in one pass without allocating: counters and zxids
-/// agree, and every ephemeral's owner is a session of the snapshot.
-fn check_loaded(state: &State) -> Result<(), SnapshotError> {
-    state.tree.freeze().walk(|p, _, _, node| {
-        let zxid_max = node.czxid.max(node.mzxid).max(node.pzxid);
-        if zxid_max > state.last_zxid || node.mzxid < node.czxid || node.pzxid < node.czxid {
-            return Err(SnapshotError::Damaged(format!(
-                "node {p:?} has zxids out of order (snapshot zxid {:#x})",
-                state.last_zxid
-            )));
-        }
-        if !Tree::is_system(p) && i64::from(node.creates) < node.num_children() as i64 {
-            return Err(SnapshotError::Damaged(format!(
-                "node {p:?} has fewer creates than children"
-            )));
-        }
-        if let NodeKind::Ephemeral(owner) = node.kind() {
-            if state.sessions.get(owner).is_none() {
-                return Err(SnapshotError::Damaged(format!(
-                    "ephemeral {p:?} of unknown session {owner:#x}"
-                )));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file (or
@@ -974,6 +981,34 @@ mod tests {
         let mut acl = nodes.clone();
         acl[c].acl = 99;
         assert!(decode(&file_with(&state, &acl)).is_err());
+        // Fewer child creates than children ("a" has one child, the last
+        // node has none).
+        let a = nodes.iter().position(|n| n.name == "a").unwrap();
+        let mut creates = nodes.clone();
+        creates[a].fields.creates = 0;
+        let err = decode(&file_with(&state, &creates)).err().unwrap();
+        assert!(
+            err.to_string().contains("\"/a\" has fewer creates"),
+            "{err}"
+        );
+        // The same found at the end of the nodes.
+        let mut at_end = nodes.clone();
+        let mut zz = nodes[a].clone();
+        zz.name = "zz".into();
+        zz.fields.creates = 0;
+        let mut leaf = nodes[c].clone();
+        leaf.depth = 2;
+        at_end.extend([zz, leaf]);
+        let err = decode(&file_with(&state, &at_end)).err().unwrap();
+        assert!(
+            err.to_string().contains("\"/zz\" has fewer creates"),
+            "{err}"
+        );
+        // An ephemeral of a session the snapshot does not hold.
+        let mut orphan = nodes.clone();
+        orphan[e].fields.owner = 0x99;
+        let err = decode(&file_with(&state, &orphan)).err().unwrap();
+        assert!(err.to_string().contains("unknown session 0x99"), "{err}");
     }
 
     #[test]
