@@ -67,60 +67,62 @@ impl fmt::Display for VarintError {
 /// Reads varints and byte runs from a slice, front to back.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    /// The bytes not read yet.
+    rest: &'a [u8],
+    /// Length of the whole input (for [`Cursor::pos`]).
+    len: usize,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `bytes`.
     pub(crate) fn new(bytes: &'a [u8]) -> Cursor<'a> {
-        Cursor { bytes, pos: 0 }
+        Cursor {
+            rest: bytes,
+            len: bytes.len(),
+        }
     }
 
     /// Offset of the next byte.
     pub(crate) fn pos(&self) -> usize {
-        self.pos
+        self.len - self.rest.len()
     }
 
     /// True when every byte was read.
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.bytes.len()
-    }
-
-    /// Bytes not read yet.
-    pub(crate) fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
+        self.rest.is_empty()
     }
 
     /// An unsigned varint.
+    #[inline]
     pub(crate) fn u64(&mut self) -> Result<u64, VarintError> {
-        let rest = self.bytes.get(self.pos..).unwrap_or_default();
         // The common case: one byte.
-        match rest.first() {
-            None => return Err(VarintError::Truncated),
-            Some(&b) if b < 0x80 => {
-                self.pos += 1;
-                return Ok(u64::from(b));
+        match self.rest.split_first() {
+            Some((&b, tail)) if b < 0x80 => {
+                self.rest = tail;
+                Ok(u64::from(b))
             }
-            Some(_) => {}
+            _ => self.u64_long(),
         }
+    }
+
+    /// [`Cursor::u64`] past its one-byte case.
+    fn u64_long(&mut self) -> Result<u64, VarintError> {
         let mut value = 0u64;
-        for (i, &b) in rest.iter().enumerate().take(U64_BYTES_MAX) {
-            let group = u64::from(b & 0x7f);
+        for (i, &b) in self.rest.iter().enumerate().take(U64_BYTES_MAX) {
             if i == U64_BYTES_MAX - 1 && b > 1 {
                 return Err(VarintError::Overflow);
             }
-            value |= group << (7 * i);
+            value |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
-                if b == 0 {
-                    // i > 0 here: a last byte of zero adds nothing.
+                if b == 0 && i > 0 {
+                    // A last byte of zero adds nothing.
                     return Err(VarintError::NotMinimal);
                 }
-                self.pos += i + 1;
+                self.rest = &self.rest[i + 1..];
                 return Ok(value);
             }
         }
-        if rest.len() < U64_BYTES_MAX {
+        if self.rest.len() < U64_BYTES_MAX {
             Err(VarintError::Truncated)
         } else {
             Err(VarintError::Overflow)
@@ -128,28 +130,31 @@ impl<'a> Cursor<'a> {
     }
 
     /// An unsigned varint that must fit a `u32`.
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, VarintError> {
-        let start = self.pos;
+        let before = self.rest;
         let v = self.u64()?;
         u32::try_from(v).map_err(|_| {
-            self.pos = start;
+            self.rest = before;
             VarintError::Overflow
         })
     }
 
     /// A zigzag varint.
+    #[inline]
     pub(crate) fn i64(&mut self) -> Result<i64, VarintError> {
         self.u64().map(unzigzag)
     }
 
     /// The next `len` bytes, borrowed.
+    #[inline]
     pub(crate) fn take(&mut self, len: u64) -> Result<&'a [u8], VarintError> {
         let len = usize::try_from(len).map_err(|_| VarintError::Truncated)?;
-        if len > self.remaining() {
+        if len > self.rest.len() {
             return Err(VarintError::Truncated);
         }
-        let run = &self.bytes[self.pos..self.pos + len];
-        self.pos += len;
+        let (run, rest) = self.rest.split_at(len);
+        self.rest = rest;
         Ok(run)
     }
 }
@@ -225,7 +230,7 @@ mod tests {
         let mut cursor = Cursor::new(&bytes);
         let len = cursor.u64().unwrap();
         assert_eq!(cursor.take(len).unwrap(), b"abc");
-        assert_eq!(cursor.remaining(), 1);
+        assert_eq!(cursor.pos(), 4);
         assert_eq!(cursor.take(2), Err(VarintError::Truncated));
         assert_eq!(cursor.take(u64::MAX), Err(VarintError::Truncated));
         assert_eq!(cursor.u64(), Ok(9));
