@@ -9,6 +9,9 @@
 #   NODES=100000 benches/compare-scale.sh       # a quick run
 #   PORT_BASE=23010 benches/compare-scale.sh    # fixed ports (base, base+1)
 #   ZK_HEAP=1g benches/compare-scale.sh         # ZooKeeper's -Xmx (default 1g)
+#   ONLY=ik benches/compare-scale.sh            # one server only (ik or zk), no ratios
+#   TIMELINE=1 KEEP=1 benches/compare-scale.sh  # per-second writes and worst latency on
+#                                               # stderr; keep the work dir (server logs)
 #
 # One server at a time, so they never share the CPU while measured. Rows:
 #   load rate               NODES / the time of the whole load (bucket
@@ -40,7 +43,7 @@ cleanup() {
     for pidfile in "$WORK"/*.pid; do
         [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
     done
-    rm -rf "$WORK"
+    if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -95,7 +98,8 @@ measure() {
     "start_$name"
     "$BENCH" --addr "127.0.0.1:$port" --ready-since-ns "$t0" >/dev/null
     echo "$name: loading $NODES nodes, $WINDOW outstanding..." >&2
-    "$BENCH" --addr "127.0.0.1:$port" --populate "$NODES" --window "$WINDOW" >"$out"
+    "$BENCH" --addr "127.0.0.1:$port" --populate "$NODES" --window "$WINDOW" \
+        ${TIMELINE:+--timeline} >"$out"
     sleep 2
     pid=$(cat "$WORK/$name.pid")
     printf 'rss_after_load_mib\t%s\n' "$(($(rss_kib "$pid") / 1024))" >>"$out"
@@ -119,6 +123,11 @@ measure() {
     echo "maxClientCnxns=0"
 } >"$WORK/zoo.cfg"
 
+if [ -n "${ONLY:-}" ]; then
+    measure "$ONLY" "$( [ "$ONLY" = ik ] && echo "$IK_PORT" || echo "$ZK_PORT")"
+    cat "$WORK/$ONLY.txt"
+    exit 0
+fi
 measure ik "$IK_PORT"
 measure zk "$ZK_PORT"
 

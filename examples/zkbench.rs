@@ -42,6 +42,11 @@ struct Args {
     /// print the rate and write latencies, and exit.
     #[arg(long)]
     populate: Option<usize>,
+    /// With `--populate`: print to stderr, per second of the load, the
+    /// writes sent in it and the worst reply time among them (to line slow
+    /// writes up with a server's log).
+    #[arg(long)]
+    timeline: bool,
     /// With `--ready-since-ns`: the time until a getData of this path
     /// succeeds, not only a session.
     #[arg(long)]
@@ -110,7 +115,7 @@ fn main() -> std::io::Result<()> {
         return first_get(addr, since, path);
     }
     if let Some(n) = args.populate {
-        return populate(addr, n, args.window);
+        return populate(addr, n, args.window, args.timeline);
     }
     if let Some(since) = args.ready_since_ns {
         let c = Client::connect_retry(addr, 30_000, Duration::from_secs(60))?;
@@ -294,7 +299,7 @@ fn first_get(addr: SocketAddr, since_ns: u128, path: &str) -> std::io::Result<()
 
 /// The population of the scale comparison: `n` nodes of 16 bytes at
 /// `/pop/b<i/1000>/n<i%1000>`, `window` requests outstanding.
-fn populate(addr: SocketAddr, n: usize, window: usize) -> std::io::Result<()> {
+fn populate(addr: SocketAddr, n: usize, window: usize, timeline: bool) -> std::io::Result<()> {
     let mut c = Client::connect_retry(addr, 30_000, Duration::from_secs(60))?;
     c.call(&create("/pop", b"", 0))?;
     let data = [b'v'; 16];
@@ -311,7 +316,10 @@ fn populate(addr: SocketAddr, n: usize, window: usize) -> std::io::Result<()> {
         }
     })?;
     let took = t0.elapsed();
-    let mut sorted = lat;
+    if timeline {
+        print_timeline(t0, &lat);
+    }
+    let mut sorted: Vec<Duration> = lat.iter().map(|t| t.latency).collect();
     sorted.sort();
     emit("load_nodes_per_s", n as f64 / took.as_secs_f64());
     emit(
@@ -323,4 +331,33 @@ fn populate(addr: SocketAddr, n: usize, window: usize) -> std::io::Result<()> {
         percentile(&sorted, 99.0).as_secs_f64() * 1e3,
     );
     Ok(())
+}
+
+/// Per second since `t0`: writes sent, worst reply time, wall clock of the
+/// second's start (to match a server's log timestamps).
+fn print_timeline(t0: Instant, lat: &[wire::Timed]) {
+    let wall0 = SystemTime::now() - t0.elapsed();
+    let mut second = 0u64;
+    let (mut sent, mut worst) = (0usize, Duration::ZERO);
+    let flush = |second: u64, sent: usize, worst: Duration| {
+        let at = (wall0 + Duration::from_secs(second))
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!(
+            "t+{second:>4}s (epoch {}.000): {sent:>6} writes, worst {:>7.1} ms",
+            at.as_secs(),
+            worst.as_secs_f64() * 1e3
+        );
+    };
+    for t in lat {
+        let s = (t.sent - t0).as_secs();
+        while s > second {
+            flush(second, sent, worst);
+            (sent, worst) = (0, Duration::ZERO);
+            second += 1;
+        }
+        sent += 1;
+        worst = worst.max(t.latency);
+    }
+    flush(second, sent, worst);
 }

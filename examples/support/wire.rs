@@ -233,7 +233,7 @@ impl Client {
         n: usize,
         window: usize,
         mut make: impl FnMut(usize) -> Request,
-    ) -> io::Result<Vec<Duration>> {
+    ) -> io::Result<Vec<Timed>> {
         let window = window.max(1);
         let mut sent_at: std::collections::VecDeque<Instant> =
             std::collections::VecDeque::with_capacity(window);
@@ -264,12 +264,23 @@ impl Client {
             let done = Instant::now();
             for _ in 0..replies {
                 if let Some(t) = sent_at.pop_front() {
-                    latencies.push(done - t);
+                    latencies.push(Timed {
+                        sent: t,
+                        latency: done - t,
+                    });
                 }
             }
         }
         Ok(latencies)
     }
+}
+
+/// One request of [`Client::pipeline_window_timed`]: when it was sent and
+/// how long its reply took.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    pub sent: Instant,
+    pub latency: Duration,
 }
 
 impl Client {
