@@ -141,9 +141,10 @@ impl KeeperBuilder {
         self
     }
 
-    /// Memory the store's log may use as a page cache (default 64 MiB,
-    /// [`CACHE_BYTES_DEFAULT`](crate::CACHE_BYTES_DEFAULT)). The tree itself is always fully in memory;
-    /// this cache only speeds up the log.
+    /// Memory the store's log may use as a page cache (default 4 MiB,
+    /// [`CACHE_BYTES_DEFAULT`](crate::CACHE_BYTES_DEFAULT)). The tree itself is always fully in memory
+    /// and reads never touch the log; the log is written at the tail and
+    /// read back only on open, so a larger cache buys little.
     ///
     /// ```
     /// use innkeeper::Keeper;
