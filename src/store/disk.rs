@@ -1059,14 +1059,18 @@ fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
         let started = std::time::Instant::now();
         let taken = take_snapshot(shared, &job);
         match &taken {
-            Ok(()) => {
+            Ok(phases) => {
                 crate::metrics::STORE.record_snapshot(started.elapsed());
                 tracing::info!(
                     target: "innkeeper::store",
-                    "snapshot at zxid {:#x} written ({} bytes, {} ms)",
+                    "snapshot at zxid {:#x} written ({} bytes, {} ms: file {} ms, \
+                     dropping {} log entries {} ms)",
                     job.zxid(),
-                    fs::metadata(shared.layout.snapshot_path(job.zxid())).map_or(0, |m| m.len()),
-                    started.elapsed().as_millis()
+                    phases.bytes,
+                    started.elapsed().as_millis(),
+                    phases.file.as_millis(),
+                    phases.entries_removed,
+                    phases.truncation.as_millis()
                 );
             }
             Err(e) => tracing::error!(
@@ -1084,7 +1088,17 @@ fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
     }
 }
 
-fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
+/// What one snapshot took, for the log line.
+struct SnapshotPhases {
+    bytes: u64,
+    /// Making the log durable, encoding and writing the file.
+    file: Duration,
+    entries_removed: usize,
+    truncation: Duration,
+}
+
+fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<SnapshotPhases> {
+    let started = std::time::Instant::now();
     // The log up to the snapshot must be durable before the snapshot lets
     // older log entries go (it is already, except in the periodic mode).
     {
@@ -1115,6 +1129,7 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
     )
     .map_err(|e| io_error(e, "writing", &path))?;
     let written = fs::metadata(&path).map_or(0, |m| m.len());
+    let file = started.elapsed();
     {
         let mut status = shared.status.lock();
         status.last_snapshot_zxid = job.zxid();
@@ -1127,16 +1142,23 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<()> {
     sync_dir(&shared.layout.snapshots)
         .map_err(|e| io_error(e, "syncing", &shared.layout.snapshots))?;
     crash_at(SnapshotCrash::BeforeLogTruncation);
+    let truncating = std::time::Instant::now();
+    let mut entries_removed = 0;
     if snapshots.len() >= SNAPSHOTS_KEPT {
         if let Some((oldest_kept, _)) = snapshots.get(SNAPSHOTS_KEPT - 1) {
             let slot = shared.log.read();
             if let Some(log) = slot.as_ref() {
-                log.remove_through(*oldest_kept)?;
+                entries_removed = log.remove_through(*oldest_kept)?;
             }
         }
     }
     crash_at(SnapshotCrash::AfterLogTruncation);
-    Ok(())
+    Ok(SnapshotPhases {
+        bytes: written,
+        file,
+        entries_removed,
+        truncation: truncating.elapsed(),
+    })
 }
 
 /// Loads the state of the store in `dir` without writing to it, and checks
