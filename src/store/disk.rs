@@ -1064,12 +1064,12 @@ fn snapshot_loop(shared: &Shared, jobs: &Receiver<SnapshotJob>) {
                 tracing::info!(
                     target: "innkeeper::store",
                     "snapshot at zxid {:#x} written ({} bytes, {} ms: file {} ms, \
-                     dropping {} log entries {} ms)",
+                     dropping {} log chunks {} ms)",
                     job.zxid(),
                     phases.bytes,
                     started.elapsed().as_millis(),
                     phases.file.as_millis(),
-                    phases.entries_removed,
+                    phases.chunks_removed,
                     phases.truncation.as_millis()
                 );
             }
@@ -1093,7 +1093,7 @@ struct SnapshotPhases {
     bytes: u64,
     /// Making the log durable, encoding and writing the file.
     file: Duration,
-    entries_removed: usize,
+    chunks_removed: usize,
     truncation: Duration,
 }
 
@@ -1143,12 +1143,12 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<SnapshotPhases> {
         .map_err(|e| io_error(e, "syncing", &shared.layout.snapshots))?;
     crash_at(SnapshotCrash::BeforeLogTruncation);
     let truncating = std::time::Instant::now();
-    let mut entries_removed = 0;
+    let mut chunks_removed = 0;
     if snapshots.len() >= SNAPSHOTS_KEPT {
         if let Some((oldest_kept, _)) = snapshots.get(SNAPSHOTS_KEPT - 1) {
             let slot = shared.log.read();
             if let Some(log) = slot.as_ref() {
-                entries_removed = log.remove_through(*oldest_kept)?;
+                chunks_removed = log.remove_through(*oldest_kept)?;
             }
         }
     }
@@ -1156,7 +1156,7 @@ fn take_snapshot(shared: &Shared, job: &SnapshotJob) -> Result<SnapshotPhases> {
     Ok(SnapshotPhases {
         bytes: written,
         file,
-        entries_removed,
+        chunks_removed,
         truncation: truncating.elapsed(),
     })
 }

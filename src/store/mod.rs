@@ -22,6 +22,7 @@ use crate::txn::Txn;
 pub(crate) mod blocks;
 pub(crate) mod codec;
 pub(crate) mod disk;
+pub(crate) mod group;
 pub(crate) mod guard;
 pub(crate) mod pending;
 pub(crate) mod sled;
@@ -185,7 +186,9 @@ pub const SNAPSHOT_EVERY_TXNS_DEFAULT: u64 = 100_000;
 
 /// Feeds `bytes` to every decoder of stored data and checks they answer
 /// `Ok` or `Err`, never panic: the record decoder (and that a decoded
-/// record re-encodes to itself), the txn decoder, and the snapshot reader,
+/// record re-encodes to itself), the txn decoder, the log entry decoder
+/// (the first 8 bytes as the entry's zxid) and the txns in the entries it
+/// accepts, and the snapshot reader,
 /// both on the raw bytes and on frames with valid checksums cut from them
 /// (so the fuzzer gets past the CRCs to the frame sequence), alone and
 /// after a valid header, and as the body of a node block after a valid
@@ -209,6 +212,14 @@ pub fn fuzz_decode(bytes: &[u8]) -> bool {
         accepted = true;
     }
     accepted |= codec::decode_txn(bytes).is_ok();
+    if let Some((key, entry)) = bytes.split_first_chunk::<8>() {
+        if let Ok(txns) = group::decode(i64::from_be_bytes(*key), entry) {
+            accepted = true;
+            for (_, record) in txns {
+                accepted |= codec::decode_txn(record).is_ok();
+            }
+        }
+    }
     accepted |= snapshot::decode(bytes).is_ok();
     accepted |= snapshot::decode(&snapshot::frame_all(bytes)).is_ok();
     for file in snapshot::fuzz_files(bytes) {

@@ -5,11 +5,12 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `b'L'` ++ zxid (u64 BE) ++ chunk index (u32 BE) ++ chunk count (u32 BE) | one chunk of the txn's `codec` record |
+//! | `b'L'` ++ first zxid (u64 BE) ++ chunk index (u32 BE) ++ chunk count (u32 BE) | one chunk of a log entry: the `group` framing of one batch's txn records |
 //! | `b"Mformat"` | one byte: the store format version |
 //!
-//! A txn's record is cut into chunks of at most [`LOG_CHUNK_BYTES`], all
-//! written in the txn's batch. Small values keep every sled page far below
+//! Each batch is one log entry (`group.rs`), keyed by its first zxid and
+//! cut into chunks of at most [`LOG_CHUNK_BYTES`], all written in one sled
+//! batch. Small values keep every sled page far below
 //! sled's "blob" threshold, so sled never writes a value to a separate blob
 //! file: sled 0.34.7 neither fsyncs blob files nor survives a failed blob
 //! write (a full disk there leaks an IO-buffer writer and every later
@@ -29,6 +30,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::group;
 use crate::store::snapshot::sync_dir;
 
 /// Key prefix of log entries.
@@ -261,29 +263,16 @@ impl Log {
         Ok(())
     }
 
-    /// Appends entries (zxid, record bytes) as one atomic sled batch:
-    /// after a crash either all of them are found or none.
+    /// Appends txns (zxid, record bytes), zxids rising, as one log entry
+    /// in one atomic sled batch: after a crash either all of them are
+    /// found or none.
     pub(crate) fn append(&self, entries: &[(i64, Vec<u8>)]) -> Result<()> {
         let (first, last) = match (entries.first(), entries.last()) {
             (Some(f), Some(l)) => (f.0, l.0),
             _ => return Ok(()),
         };
         let mut batch = ::sled::Batch::default();
-        for (zxid, value) in entries {
-            let count = value.len().div_ceil(LOG_CHUNK_BYTES).max(1);
-            let count = u32::try_from(count).map_err(|_| {
-                Error::new(ErrorKind::SystemError).detail(format!(
-                    "txn {zxid:#x} of {} bytes is too large",
-                    value.len()
-                ))
-            })?;
-            if value.is_empty() {
-                batch.insert(&log_key(*zxid, 0, 1)?[..], &[][..]);
-            }
-            for (idx, chunk) in (0..count).zip(value.chunks(LOG_CHUNK_BYTES)) {
-                batch.insert(&log_key(*zxid, idx, count)?[..], chunk);
-            }
-        }
+        insert_entry(&mut batch, first, &group::encode(entries)?)?;
         let db = self.db()?;
         guarded(&format!("writing zxids {first:#x}..={last:#x}"), || {
             db.apply_batch(batch)
@@ -335,7 +324,7 @@ impl Log {
         Ok(())
     }
 
-    /// The zxids of the first and last log entries.
+    /// The zxids of the first and last txns in the log.
     pub(crate) fn bounds(&self) -> Result<Option<(i64, i64)>> {
         let db = self.db()?;
         let first = guarded("reading the first log entry", || {
@@ -344,15 +333,44 @@ impl Log {
         let last = guarded("reading the last log entry", || {
             db.scan_prefix([LOG_PREFIX]).next_back().transpose()
         })?;
-        match (first, last) {
-            (Some((first, _)), Some((last, _))) => {
-                Ok(Some((parse_key(&first)?.zxid, parse_key(&last)?.zxid)))
-            }
-            _ => Ok(None),
-        }
+        let (Some((first, _)), Some((last, _))) = (first, last) else {
+            return Ok(None);
+        };
+        let first = parse_key(&first)?.zxid;
+        let last_entry = parse_key(&last)?.zxid;
+        let mut last = None;
+        self.for_each_entry(last_entry, Some(last_entry), |start, bytes| {
+            last = group::decode(start, bytes)?.last().map(|(z, _)| *z);
+            Ok(())
+        })?;
+        let last = last.ok_or_else(|| {
+            Error::new(ErrorKind::Corrupted)
+                .detail(format!("log entry {last_entry:#x} vanished while read"))
+        })?;
+        Ok(Some((first, last)))
     }
 
-    /// Calls `f` with every entry above `zxid` (its chunks put back
+    /// The first zxid of the entry that holds `zxid`, if any entry starts
+    /// at or below it.
+    fn entry_holding(&self, zxid: i64) -> Result<Option<i64>> {
+        let db = self.db()?;
+        let below = match zxid.checked_add(1) {
+            Some(next) => {
+                let range = entry_start(0)?.to_vec()..entry_start(next)?.to_vec();
+                guarded("reading the log", || {
+                    db.range(range).next_back().transpose()
+                })
+            }
+            None => guarded("reading the log", || {
+                db.scan_prefix([LOG_PREFIX]).next_back().transpose()
+            }),
+        }?;
+        below
+            .map(|(key, _)| parse_key(&key).map(|k| k.zxid))
+            .transpose()
+    }
+
+    /// Calls `f` with every txn above `zxid` (its entry's chunks put back
     /// together), in zxid order; stops at the first error `f` returns.
     pub(crate) fn for_each_above(
         &self,
@@ -362,11 +380,33 @@ impl Log {
         let Some(start) = zxid.checked_add(1) else {
             return Ok(());
         };
+        let start = start.max(0);
+        let from = self.entry_holding(start)?.unwrap_or(start);
+        self.for_each_entry(from, None, |first, bytes| {
+            for (txn, record) in group::decode(first, bytes)? {
+                if txn > zxid {
+                    f(txn, record)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `f` with (first zxid, bytes) of every entry from the one
+    /// starting at `from` (through the one starting at `through`, if set).
+    fn for_each_entry(
+        &self,
+        from: i64,
+        through: Option<i64>,
+        mut f: impl FnMut(i64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let db = self.db()?;
-        let from = entry_start(start.max(0))?.to_vec();
-        let mut iter = guarded("reading the log", || {
-            Ok(db.range(from..vec![LOG_PREFIX + 1]))
-        })?;
+        let from = entry_start(from.max(0))?.to_vec();
+        let to = match through.and_then(|t| t.checked_add(1)) {
+            Some(end) => entry_start(end)?.to_vec(),
+            None => vec![LOG_PREFIX + 1],
+        };
+        let mut iter = guarded("reading the log", || Ok(db.range(from..to)))?;
         let mut entry: Vec<u8> = Vec::new();
         let mut pending: Option<ChunkKey> = None;
         loop {
@@ -431,19 +471,46 @@ impl Log {
         Ok(keys)
     }
 
-    /// Removes every entry above `zxid` in one atomic batch; returns how
-    /// many chunks there were.
+    /// Removes every txn above `zxid` in one atomic batch (an entry that
+    /// also holds txns at or below it is written again without the rest);
+    /// returns how many chunks were removed.
     pub(crate) fn remove_above(&self, zxid: i64) -> Result<usize> {
         let Some(start) = zxid.checked_add(1) else {
             return Ok(0);
         };
-        let keys = self.keys_between(&entry_start(start.max(0))?, &[LOG_PREFIX + 1], usize::MAX)?;
+        let start = start.max(0);
+        let mut from = start;
+        let mut shortened = None;
+        if let Some(holder) = self.entry_holding(start)?.filter(|h| *h < start) {
+            self.for_each_entry(holder, Some(holder), |first, bytes| {
+                let txns = group::decode(first, bytes)?;
+                let before = txns.len();
+                let kept: Vec<(i64, Vec<u8>)> = txns
+                    .into_iter()
+                    .filter(|(txn, _)| *txn <= zxid)
+                    .map(|(txn, record)| (txn, record.to_vec()))
+                    .collect();
+                if kept.len() < before {
+                    shortened = Some(group::encode(&kept)?);
+                }
+                Ok(())
+            })?;
+            if shortened.is_some() {
+                from = holder;
+            }
+        }
+        let keys = self.keys_between(&entry_start(from)?, &[LOG_PREFIX + 1], usize::MAX)?;
         if keys.is_empty() {
             return Ok(0);
         }
+        // A batch is a map from key to its last write: the shortened
+        // entry's chunks overwrite the removals of the same keys.
         let mut batch = ::sled::Batch::default();
         for key in &keys {
             batch.remove(key.clone());
+        }
+        if let Some(bytes) = &shortened {
+            insert_entry(&mut batch, from, bytes)?;
         }
         let db = self.db()?;
         guarded(&format!("removing log entries above {zxid:#x}"), || {
@@ -452,14 +519,20 @@ impl Log {
         Ok(keys.len())
     }
 
-    /// Removes every entry up to and including `zxid`, oldest first, in
-    /// batches of [`TRUNCATE_BATCH_KEYS`] chunks (a batch may end inside an
-    /// entry; entries at or below a snapshot are never read again).
+    /// Removes every entry whose txns are all at or below `zxid`, oldest
+    /// first, in batches of [`TRUNCATE_BATCH_KEYS`] chunks (a batch may end
+    /// inside an entry; entries at or below a snapshot are never read
+    /// again). The entry holding `zxid + 1` stays, and so may the one
+    /// before it: recovery skips txns at or below its snapshot. Returns
+    /// how many chunks were removed.
     pub(crate) fn remove_through(&self, zxid: i64) -> Result<usize> {
         let Some(end) = zxid.checked_add(1) else {
             return Ok(0);
         };
-        let (from, to) = (entry_start(0)?, entry_start(end.max(0))?);
+        let Some(keep_from) = self.entry_holding(end.max(0))? else {
+            return Ok(0);
+        };
+        let (from, to) = (entry_start(0)?, entry_start(keep_from)?);
         let db = self.db()?;
         let mut removed = 0;
         loop {
@@ -477,6 +550,24 @@ impl Log {
             removed += keys.len();
         }
     }
+}
+
+/// Adds the chunks of the entry `bytes` starting at `first` to `batch`.
+fn insert_entry(batch: &mut ::sled::Batch, first: i64, bytes: &[u8]) -> Result<()> {
+    let count = bytes.len().div_ceil(LOG_CHUNK_BYTES).max(1);
+    let count = u32::try_from(count).map_err(|_| {
+        Error::new(ErrorKind::SystemError).detail(format!(
+            "log entry {first:#x} of {} bytes is too large",
+            bytes.len()
+        ))
+    })?;
+    if bytes.is_empty() {
+        batch.insert(&log_key(first, 0, 1)?[..], &[][..]);
+    }
+    for (idx, chunk) in (0..count).zip(bytes.chunks(LOG_CHUNK_BYTES)) {
+        batch.insert(&log_key(first, idx, count)?[..], chunk);
+    }
+    Ok(())
 }
 
 impl Drop for Log {
@@ -555,24 +646,47 @@ mod tests {
             let log = Log::open(dir.path(), 1 << 20).unwrap();
             assert_eq!(log.format().unwrap(), None);
             log.set_format(1).unwrap();
-            let entries: Vec<(i64, Vec<u8>)> = (1..=30).map(|z| (z, vec![z as u8])).collect();
-            log.append(&entries).unwrap();
+            // Ten batches of three txns: entries start at 1, 4, ..., 28.
+            for first in (1..=30).step_by(3) {
+                let entries: Vec<(i64, Vec<u8>)> =
+                    (first..first + 3).map(|z| (z, vec![z as u8])).collect();
+                log.append(&entries).unwrap();
+            }
             log.make_durable().unwrap();
         }
         let log = Log::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(log.format().unwrap(), Some(1));
         assert_eq!(log.bounds().unwrap(), Some((1, 30)));
-        assert_eq!(log.remove_above(25).unwrap(), 5);
-        assert_eq!(log.remove_through(10).unwrap(), 10);
-        let mut seen = Vec::new();
-        log.for_each_above(0, |z, v| {
-            assert_eq!(v, [z as u8]);
-            seen.push(z);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, (11..=25).collect::<Vec<_>>());
-        assert_eq!(log.bounds().unwrap(), Some((11, 25)));
+        let above = |log: &Log, zxid| {
+            let mut seen = Vec::new();
+            log.for_each_above(zxid, |z, v| {
+                assert_eq!(v, [z as u8]);
+                seen.push(z);
+                Ok(())
+            })
+            .unwrap();
+            seen
+        };
+        // Reading from the middle of an entry skips its earlier txns.
+        assert_eq!(above(&log, 26), vec![27, 28, 29, 30]);
+        // 25 ends inside the entry 25..=27: it is written again as 25 alone.
+        assert_eq!(log.remove_above(25).unwrap(), 2);
+        assert_eq!(log.bounds().unwrap(), Some((1, 25)));
+        assert_eq!(above(&log, 0), (1..=25).collect::<Vec<_>>());
+        // Through 10: the entries 1, 4 and 7 go; 10..=12 holds 11 and stays.
+        assert_eq!(log.remove_through(10).unwrap(), 3);
+        assert_eq!(log.bounds().unwrap(), Some((10, 25)));
+        assert_eq!(above(&log, 0), (10..=25).collect::<Vec<_>>());
+        assert_eq!(above(&log, 10), (11..=25).collect::<Vec<_>>());
+        // Through 12, the last txn of an entry: that entry goes too.
+        assert_eq!(log.remove_through(12).unwrap(), 1);
+        assert_eq!(log.bounds().unwrap(), Some((13, 25)));
+        // Removing above an entry's end rewrites nothing.
+        assert_eq!(log.remove_above(24).unwrap(), 1);
+        assert_eq!(log.remove_above(24).unwrap(), 0);
+        assert_eq!(above(&log, 0), (13..=24).collect::<Vec<_>>());
+        assert_eq!(log.remove_above(0).unwrap(), 4);
+        assert_eq!(log.bounds().unwrap(), None);
     }
 
     #[test]
