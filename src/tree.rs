@@ -317,6 +317,22 @@ impl<'a> Node<'a> {
     pub(crate) fn child_names(&self) -> Vec<String> {
         self.children().map(str::to_string).collect()
     }
+
+    /// The fields a snapshot stores for this node.
+    pub(crate) fn restored(&self) -> Restored<'a> {
+        Restored {
+            data: self.data(),
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            pzxid: self.pzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            creates: self.creates,
+            aversion: self.aversion,
+            owner: self.owner,
+        }
+    }
 }
 
 /// One arena chunk.

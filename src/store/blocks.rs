@@ -333,6 +333,16 @@ mod tests {
         }
     }
 
+    /// A node under ACL 0 with `fields(czxid, data)`.
+    fn node<'a>(depth: usize, name: &'a str, czxid: i64, data: Option<&'a [u8]>) -> BlockNode<'a> {
+        BlockNode {
+            depth,
+            name,
+            acl: 0,
+            fields: fields(czxid, data),
+        }
+    }
+
     /// Encodes `nodes` into blocks of `block_bytes`; returns the payloads.
     fn write(zxid: i64, block_bytes: usize, nodes: &[BlockNode<'_>]) -> Vec<Vec<u8>> {
         let mut writer = BlockWriter::new(zxid, block_bytes);
@@ -370,20 +380,7 @@ mod tests {
 
     #[test]
     fn null_and_empty_data_stay_apart() {
-        let nodes = [
-            BlockNode {
-                depth: 0,
-                name: "",
-                acl: 0,
-                fields: fields(0, None),
-            },
-            BlockNode {
-                depth: 1,
-                name: "a",
-                acl: 0,
-                fields: fields(0, Some(b"")),
-            },
-        ];
+        let nodes = [node(0, "", 0, None), node(1, "a", 0, Some(b""))];
         let blocks = write(0, BLOCK_BYTES, &nodes);
         assert_eq!(blocks.len(), 1);
         let decoded = read(0, &blocks).unwrap();
@@ -395,20 +392,7 @@ mod tests {
     fn a_small_node_costs_a_few_bytes() {
         // A 16-byte value under a 4-letter name, created a while ago.
         let value = [7u8; 16];
-        let nodes = [
-            BlockNode {
-                depth: 0,
-                name: "",
-                acl: 0,
-                fields: fields(0, None),
-            },
-            BlockNode {
-                depth: 1,
-                name: "n123",
-                acl: 0,
-                fields: fields(9_000, Some(&value)),
-            },
-        ];
+        let nodes = [node(0, "", 0, None), node(1, "n123", 9_000, Some(&value))];
         let one = write(10_000, BLOCK_BYTES, &nodes[..1])[0].len();
         let two = write(10_000, BLOCK_BYTES, &nodes)[0].len();
         // 16 data + 4 name + 2 lengths + 2 for czxid + 1 per other field.
@@ -477,21 +461,11 @@ mod tests {
     #[test]
     fn blocks_are_cut_where_the_next_node_does_not_fit() {
         let big = vec![1u8; 500];
-        let mut nodes = vec![BlockNode {
-            depth: 0,
-            name: "",
-            acl: 0,
-            fields: fields(0, None),
-        }];
+        let mut nodes = vec![node(0, "", 0, None)];
         let names: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
         for (i, name) in names.iter().enumerate() {
             let data = if i % 7 == 3 { &big[..] } else { &big[..i] };
-            nodes.push(BlockNode {
-                depth: 1,
-                name,
-                acl: 0,
-                fields: fields(0, Some(data)),
-            });
+            nodes.push(node(1, name, 0, Some(data)));
         }
         let whole = write(0, usize::MAX, &nodes);
         assert_eq!(whole.len(), 1);
@@ -522,20 +496,7 @@ mod tests {
 
     #[test]
     fn an_exactly_full_block_is_not_split() {
-        let nodes = [
-            BlockNode {
-                depth: 0,
-                name: "",
-                acl: 0,
-                fields: fields(0, None),
-            },
-            BlockNode {
-                depth: 1,
-                name: "a",
-                acl: 0,
-                fields: fields(0, Some(b"abc")),
-            },
-        ];
+        let nodes = [node(0, "", 0, None), node(1, "a", 0, Some(b"abc"))];
         let exact = write(0, usize::MAX, &nodes)[0].len();
         assert_eq!(write(0, exact, &nodes).len(), 1);
         assert_eq!(write(0, exact - 1, &nodes).len(), 2);
@@ -543,12 +504,7 @@ mod tests {
 
     #[test]
     fn bad_depths_and_zxids_are_errors() {
-        let root = BlockNode {
-            depth: 0,
-            name: "",
-            acl: 0,
-            fields: fields(0, None),
-        };
+        let root = node(0, "", 0, None);
         // The writer refuses what the reader would.
         let mut writer = BlockWriter::new(10, BLOCK_BYTES);
         let mut emit = |_: &[u8]| Ok::<(), io::Error>(());

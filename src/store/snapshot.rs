@@ -26,7 +26,7 @@ use crate::store::codec::{
     self, DecodeError, Record, SnapshotEnd, SnapshotHeader, SnapshotSession, FORMAT_VERSION,
     NODE_BLOCK_KIND,
 };
-use crate::tree::{Frozen, NodeId, Restored, Tree, SYSTEM_PATHS};
+use crate::tree::{Frozen, NodeId, Tree, SYSTEM_PATHS};
 
 /// The first bytes of every snapshot (and backup) file.
 pub(crate) const MAGIC: [u8; 8] = *b"INNKSNAP";
@@ -149,18 +149,7 @@ impl Source {
                 depth,
                 name,
                 acl: Frozen::acl_index(&node),
-                fields: Restored {
-                    data: node.data(),
-                    czxid: node.czxid,
-                    mzxid: node.mzxid,
-                    pzxid: node.pzxid,
-                    ctime: node.ctime,
-                    mtime: node.mtime,
-                    version: node.version,
-                    creates: node.creates,
-                    aversion: node.aversion,
-                    owner: node.owner,
-                },
+                fields: node.restored(),
             };
             blocks.push(&node, &mut emit)
         })?;
@@ -704,6 +693,7 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::node::{Acl, Id, Perms};
+    use crate::tree::Restored;
     use crate::txn::{CreateTxn, Txn, TxnOp};
 
     fn sample_state() -> State {
@@ -837,15 +827,7 @@ mod tests {
                 data: node.data().map(<[u8]>::to_vec),
                 fields: Restored {
                     data: None,
-                    czxid: node.czxid,
-                    mzxid: node.mzxid,
-                    pzxid: node.pzxid,
-                    ctime: node.ctime,
-                    mtime: node.mtime,
-                    version: node.version,
-                    creates: node.creates,
-                    aversion: node.aversion,
-                    owner: node.owner,
+                    ..node.restored()
                 },
             });
             Ok::<(), ()>(())
