@@ -471,6 +471,23 @@ impl Log {
         Ok(keys)
     }
 
+    /// The next keys truncation removes from `[from, to)`: about
+    /// [`TRUNCATE_BATCH_KEYS`], extended to the last chunk of the entry the
+    /// limit falls in.
+    fn truncation_batch(&self, from: &[u8], to: &[u8]) -> Result<Vec<::sled::IVec>> {
+        let mut keys = self.keys_between(from, to, TRUNCATE_BATCH_KEYS)?;
+        if let Some(last) = keys.last() {
+            let chunk = parse_key(last)?;
+            let rest = chunk.count - 1 - chunk.idx;
+            if rest > 0 {
+                // The smallest key after `last`: `last` with a zero byte appended.
+                let after = [&last[..], &[0]].concat();
+                keys.extend(self.keys_between(&after, to, rest as usize)?);
+            }
+        }
+        Ok(keys)
+    }
+
     /// Removes every txn above `zxid` in one atomic batch (an entry that
     /// also holds txns at or below it is written again without the rest);
     /// returns how many chunks were removed.
@@ -519,12 +536,13 @@ impl Log {
         Ok(keys.len())
     }
 
-    /// Removes every entry whose txns are all at or below `zxid`, oldest
-    /// first, in batches of [`TRUNCATE_BATCH_KEYS`] chunks (a batch may end
-    /// inside an entry; entries at or below a snapshot are never read
-    /// again). The entry holding `zxid + 1` stays, and so may the one
-    /// before it: recovery skips txns at or below its snapshot. Returns
-    /// how many chunks were removed.
+    /// Removes the entries before the one holding `zxid + 1` (or before
+    /// the last entry), oldest first, in batches of about
+    /// [`TRUNCATE_BATCH_KEYS`] chunks, each ending at an entry's last chunk
+    /// so that a crash between batches leaves only whole entries (which
+    /// `inspect` still reads). The entry kept may hold txns at or below
+    /// `zxid`: recovery skips txns at or below its snapshot. Returns how
+    /// many chunks were removed.
     pub(crate) fn remove_through(&self, zxid: i64) -> Result<usize> {
         let Some(end) = zxid.checked_add(1) else {
             return Ok(0);
@@ -536,7 +554,7 @@ impl Log {
         let db = self.db()?;
         let mut removed = 0;
         loop {
-            let keys = self.keys_between(&from, &to, TRUNCATE_BATCH_KEYS)?;
+            let keys = self.truncation_batch(&from, &to)?;
             if keys.is_empty() {
                 return Ok(removed);
             }
@@ -687,6 +705,34 @@ mod tests {
         assert_eq!(above(&log, 0), (13..=24).collect::<Vec<_>>());
         assert_eq!(log.remove_above(0).unwrap(), 4);
         assert_eq!(log.bounds().unwrap(), None);
+    }
+
+    #[test]
+    fn truncation_removes_whole_entries_of_many_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), 1 << 20).unwrap();
+        // 100 entries of 3 chunks each: batches of 256 keys would end
+        // inside an entry unless extended to its last chunk.
+        let record = vec![9u8; LOG_CHUNK_BYTES * 2];
+        for z in 1..=100 {
+            log.append(&[(z, record.clone())]).unwrap();
+        }
+        let batch = log
+            .truncation_batch(&entry_start(0).unwrap(), &[LOG_PREFIX + 1])
+            .unwrap();
+        assert_eq!(batch.len(), 258, "86 whole entries");
+        let last = parse_key(batch.last().unwrap()).unwrap();
+        assert_eq!((last.zxid, last.idx, last.count), (86, 2, 3));
+        assert_eq!(log.remove_through(99).unwrap(), 99 * 3);
+        assert_eq!(log.bounds().unwrap(), Some((100, 100)));
+        let mut seen = Vec::new();
+        log.for_each_above(i64::MIN, |z, v| {
+            assert_eq!(v, &record[..]);
+            seen.push(z);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![100]);
     }
 
     #[test]
