@@ -342,14 +342,23 @@ pub(crate) struct DiskStore {
 
 impl DiskStore {
     /// Opens the store in `dir`, creating it if the directory is missing or
-    /// empty, and recovers its state. With `seed` (a snapshot file's bytes,
-    /// already checked), creates a new store holding that state instead;
-    /// the directory must then hold no store.
+    /// empty, and recovers its state. With `seed` (a snapshot file's bytes),
+    /// creates a new store holding that state instead; the directory must
+    /// then hold no store. A seed that does not decode is refused before
+    /// anything is created.
     pub(crate) fn open(
         dir: &Path,
         options: StoreOptions,
         seed: Option<&[u8]>,
     ) -> Result<(DiskStore, Recovered)> {
+        let seed = match seed {
+            Some(bytes) => {
+                let decoded =
+                    snapshot::decode(bytes).map_err(|e| snapshot_error(e, "the backup"))?;
+                Some((bytes, decoded.header.zxid))
+            }
+            None => None,
+        };
         let layout = Layout::new(dir);
         if let DirState::Foreign(name) = inspect(dir)? {
             return Err(Error::new(ErrorKind::IncompatibleStore).detail(format!(
@@ -651,9 +660,9 @@ impl DiskStore {
 }
 
 /// Creates a new store in `layout.dir` (empty or left by an interrupted
-/// creation), seeded with a snapshot if given. The marker is written last:
+/// creation), seeded with a decoded snapshot (its bytes and zxid) if given. The marker is written last:
 /// a directory without it holds nothing anyone was promised.
-fn create(layout: &Layout, options: &StoreOptions, seed: Option<&[u8]>) -> Result<Log> {
+fn create(layout: &Layout, options: &StoreOptions, seed: Option<(&[u8], i64)>) -> Result<Log> {
     for dir in [&layout.log, &layout.snapshots] {
         match fs::remove_dir_all(dir) {
             Ok(()) => {}
@@ -666,9 +675,8 @@ fn create(layout: &Layout, options: &StoreOptions, seed: Option<&[u8]>) -> Resul
     let log = Log::open(&layout.log, options.cache_bytes)?;
     log.set_format(FORMAT_VERSION)?;
     log.make_durable()?;
-    if let Some(bytes) = seed {
-        let decoded = snapshot::decode(bytes).map_err(|e| snapshot_error(e, "the backup"))?;
-        let path = layout.snapshot_path(decoded.header.zxid);
+    if let Some((bytes, zxid)) = seed {
+        let path = layout.snapshot_path(zxid);
         write_atomically(&path, bytes).map_err(|e| io_error(e, "writing", &path))?;
     }
     sync_dir(&layout.snapshots).map_err(|e| io_error(e, "syncing", &layout.snapshots))?;

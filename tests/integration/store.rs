@@ -617,6 +617,10 @@ fn a_backup_restores_into_a_new_store_and_into_memory() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupted);
     assert!(!dir.path().join("other").join("innkeeper-store").exists());
+    assert!(
+        !dir.path().join("other").exists(),
+        "a refused restore creates nothing"
+    );
     keeper.shutdown().unwrap();
 }
 
